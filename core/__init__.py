@@ -1,0 +1,1 @@
+"""The minimal core: contracts, action space, plugin system, configuration. Never imports torch."""

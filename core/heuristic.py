@@ -1,0 +1,63 @@
+"""The field's hand-written rule, as data: risk → topology and candidates, budgets uncapped.
+
+Both the ``heuristic`` policy and the ``heuristic`` fallback use this one table, and so does the
+kernel path when it needs a baseline; the table is configurable per deployment through the
+plugins' options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from swarm_planner.core.action_space import NA, Bin, JointAction
+from swarm_planner.core.contracts import RISKS, PlannerInput
+from swarm_planner.core.jsonconv import json_field, validator
+
+
+@attrs.frozen
+class RuleAction:
+    """What the rule runs for one risk level (bins; ``NA`` = no cap)."""
+
+    swarm_id: str
+    max_candidates: Bin = 1
+    max_minutes: Bin = NA
+    max_iterations: Bin = NA
+
+    def action(self) -> JointAction:
+        return JointAction(self.swarm_id, self.max_candidates, self.max_minutes, self.max_iterations)
+
+
+def _default_rules() -> dict[str, RuleAction]:
+    return {
+        "critical": RuleAction("speculate_vote", 3),
+        "high": RuleAction("speculate_vote", 2),
+    }
+
+
+def _check_risks(rules: dict[str, Any]) -> str | None:
+    unknown = sorted(set(rules) - set(RISKS))
+    if unknown:
+        return f"unknown risk level(s) {unknown}; allowed: {'|'.join(RISKS)}"
+    return None
+
+
+@attrs.frozen
+class HeuristicOptions:
+    """``rules``: risk → action; risks not listed get ``default``."""
+
+    rules: dict[str, RuleAction] = json_field(factory=_default_rules, validator=validator(_check_risks))
+    default: RuleAction = json_field(factory=lambda: RuleAction("serial_handoff", 1))
+
+
+@attrs.frozen
+class HeuristicRules:
+    """critical → speculate_vote ×3, high → speculate_vote ×2, else serial_handoff ×1 (defaults)."""
+
+    options: HeuristicOptions = attrs.field(factory=HeuristicOptions)
+
+    def action_for(self, planner_input: PlannerInput) -> JointAction:
+        """The rule's action, checked against the input's own action space and job type."""
+        rule = self.options.rules.get(planner_input.issue.dk_risk, self.options.default)
+        return planner_input.action_space.check(rule.action(), planner_input.job_type)

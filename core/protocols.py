@@ -1,0 +1,109 @@
+"""What each kind of plugin must provide, and the records they exchange.
+
+Every policy, factorized or joint, answers with an :class:`ActionDistribution` over the valid
+joint actions of the job type, so decoding, confidence, calibration, sampling and logging are
+written once, here and in the kernel path, not once per model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from swarm_planner.core.action_space import JointAction
+from swarm_planner.core.contracts import PlannerInput, Status
+
+
+@attrs.frozen(eq=False)
+class ActionDistribution:
+    """Probabilities over ``actions`` (the valid actions of one job type, canonical order)."""
+
+    actions: tuple[JointAction, ...]
+    probs: npt.NDArray[np.float64]
+
+    def __attrs_post_init__(self) -> None:
+        if self.probs.shape != (len(self.actions),):
+            raise ValueError(
+                f"{len(self.actions)} actions but probabilities of shape {self.probs.shape}"
+            )
+        if len(self.actions) == 0:
+            raise ValueError("a distribution needs at least one action")
+        if not np.all(np.isfinite(self.probs)) or np.any(self.probs < 0):
+            raise ValueError("probabilities must be finite and non-negative")
+        if not np.isclose(self.probs.sum(), 1.0, atol=1e-6):
+            raise ValueError(f"probabilities sum to {self.probs.sum():.6f}, not 1")
+
+    @classmethod
+    def one_hot(cls, actions: Sequence[JointAction], chosen: JointAction) -> ActionDistribution:
+        probs = np.zeros(len(actions), dtype=np.float64)
+        probs[list(actions).index(chosen)] = 1.0
+        return cls(tuple(actions), probs)
+
+    def best(self) -> tuple[JointAction, float]:
+        """The most probable action (ties: the first in canonical order) and its probability."""
+        i = int(np.argmax(self.probs))
+        return self.actions[i], float(self.probs[i])
+
+    def prob_of(self, action: JointAction) -> float:
+        try:
+            return float(self.probs[self.actions.index(action)])
+        except ValueError:
+            return 0.0
+
+    def as_joint_probs(self) -> dict[str, dict[str, float]]:
+        """The ``probs`` of a planner_action, keyed by action text (non-zero entries only)."""
+        return {
+            "joint": {a.text: float(p) for a, p in zip(self.actions, self.probs) if p > 0.0}
+        }
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Maps a planner_input to a distribution over the valid joint actions of its job type."""
+
+    def predict(self, planner_input: PlannerInput) -> ActionDistribution: ...
+
+
+@runtime_checkable
+class Fallback(Protocol):
+    """Decides when the model abstains or fails; must not depend on a model file."""
+
+    def decide(self, planner_input: PlannerInput) -> JointAction: ...
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """Picks up to ``k`` distinct valid candidate actions for one issue of the bench."""
+
+    def sample(
+        self, planner_input: PlannerInput, baseline: JointAction, k: int
+    ) -> tuple[JointAction, ...]: ...
+
+
+@attrs.frozen
+class CandidateOutcome:
+    """What one of the K candidates did (speculate: duration is the max, cost the sum)."""
+
+    action: JointAction
+    verified: bool
+    status: Status
+    duration_ms: int
+    cost_usd: float
+
+
+@runtime_checkable
+class Selector(Protocol):
+    """Picks the winner among the K outcomes of one issue; returns its index."""
+
+    def select(self, outcomes: Sequence[CandidateOutcome]) -> int: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs one candidate action on one issue and reports its outcome."""
+
+    def run(self, planner_input: PlannerInput, action: JointAction) -> CandidateOutcome: ...

@@ -1,0 +1,1 @@
+"""The kernel decision point: decide, gate, record; never raises into the kernel."""

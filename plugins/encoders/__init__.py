@@ -1,0 +1,1 @@
+"""Encoder plugins: planner_input → sparse features."""

@@ -1,0 +1,1 @@
+"""Executor plugins: how one bench candidate is run."""

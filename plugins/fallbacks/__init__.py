@@ -1,0 +1,1 @@
+"""Fallback plugins: what decides when the model abstains or fails."""

@@ -1,0 +1,47 @@
+"""The ``deterministic`` sampler: the baseline, the other topology, then a seeded shuffle.
+
+Order: the baseline action; the first valid action (canonical order) of the other topology, so
+that every bench compares serial against speculation; then the remaining valid actions in a
+shuffle seeded per issue. K larger than the valid set returns every valid action.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from swarm_planner import hookimpl
+from swarm_planner.core.action_space import JointAction
+from swarm_planner.core.contracts import PlannerInput
+from swarm_planner.core.hookspecs import Register
+from swarm_planner.plugins.samplers.seeding import SeedOptions, issue_rng
+
+
+@attrs.frozen
+class DeterministicSampler:
+    seed: int = 0
+
+    @classmethod
+    def from_options(cls, options: SeedOptions) -> DeterministicSampler:
+        return cls(options.seed)
+
+    def sample(
+        self, planner_input: PlannerInput, baseline: JointAction, k: int
+    ) -> tuple[JointAction, ...]:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        space, job_type = planner_input.action_space, planner_input.job_type
+        space.check(baseline, job_type)
+        valid = space.valid_actions(job_type)
+        chosen = [baseline]
+        other = next((a for a in valid if a.swarm_id != baseline.swarm_id), None)
+        if other is not None:
+            chosen.append(other)
+        rest = [a for a in valid if a not in chosen]
+        order = issue_rng(self.seed, planner_input).permutation(len(rest))
+        chosen.extend(rest[i] for i in order)
+        return tuple(chosen[:k])
+
+
+@hookimpl
+def register_samplers(register: Register) -> None:
+    register("deterministic", DeterministicSampler.from_options, options=SeedOptions)

@@ -1,0 +1,1 @@
+"""Selector plugins: the winner among K candidate outcomes."""

@@ -1,0 +1,175 @@
+"""The ``planner:`` section of a kernel's YAML config, as strict attrs records.
+
+Absent keys take the defaults below; an unknown key, a bad value or an unknown plugin name is a
+:class:`ConfigError` that names the key path (``planner.model.type``) and lists what is allowed,
+so a typo never silently becomes a default. Plugin options are checked against the options class
+the plugin registered, so ``planner.model.options.rules.hihg`` fails here, not at decision time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import yaml
+
+from swarm_planner.core.action_space import ActionSpace
+from swarm_planner.core.errors import ConfigError, ContractError, PluginError
+from swarm_planner.core.jsonconv import json_field, structure, unstructure, validator
+from swarm_planner.core.plugins import PluginHost, get_host
+
+Mode = Literal["off", "log", "enforce"]
+
+_positive = validator(lambda v: f"{v!r} is below 1" if v < 1 else None)
+_unit = validator(lambda v: f"{v!r} is not within [0, 1]" if not 0.0 <= v <= 1.0 else None)
+
+
+@attrs.frozen
+class ModelConfig:
+    """Which policy decides, where its bundle lives, and which fallback takes over."""
+
+    path: str | None = None
+    type: str = "heuristic"
+    fallback: str = "heuristic"
+    options: dict[str, Any] = json_field(factory=dict)
+    fallback_options: dict[str, Any] = json_field(factory=dict)
+
+
+@attrs.frozen
+class InferenceConfig:
+    confidence_threshold: float = json_field(default=0.6, validator=_unit)
+    use_calibration: bool = True
+    timeout_ms: int = json_field(default=100, validator=_positive)
+
+
+@attrs.frozen
+class SafetyConfig:
+    """Hard caps applied to every decision; ``reductions_only`` never exceeds the baseline."""
+
+    max_candidates_cap: int = json_field(default=5, validator=_positive)
+    max_minutes_cap: int = json_field(default=120, validator=_positive)
+    max_iterations_cap: int = json_field(default=10, validator=_positive)
+    reductions_only: bool = True
+
+
+@attrs.frozen
+class FlagsConfig:
+    force_swarm: str | None = None
+    enabled_job_types: tuple[str, ...] = ("code", "fab-world")
+
+
+@attrs.frozen
+class BenchConfig:
+    """The best-of-K outcome bench: how candidates are drawn, run and judged."""
+
+    k: int = json_field(default=4, validator=_positive)
+    sampler: str = "deterministic"
+    sampler_options: dict[str, Any] = json_field(factory=dict)
+    selector: str = "lexicographic"
+    selector_options: dict[str, Any] = json_field(factory=dict)
+    executor: str | None = None
+    executor_options: dict[str, Any] = json_field(factory=dict)
+
+
+@attrs.frozen
+class PlannerConfig:
+    """The whole ``planner:`` section; every part optional."""
+
+    mode: Mode = "off"
+    model: ModelConfig = attrs.field(factory=ModelConfig)
+    inference: InferenceConfig = attrs.field(factory=InferenceConfig)
+    safety: SafetyConfig = attrs.field(factory=SafetyConfig)
+    flags: FlagsConfig = attrs.field(factory=FlagsConfig)
+    bench: BenchConfig = attrs.field(factory=BenchConfig)
+    action_space: ActionSpace = attrs.field(factory=ActionSpace)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = unstructure(self)
+        return data
+
+
+def _plugin_choices(config: PlannerConfig) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    """(path, kind, name, options) of every plugin the config picks."""
+    m, b = config.model, config.bench
+    return [
+        ("planner.model.type", "policy", m.type, m.options),
+        ("planner.model.fallback", "fallback", m.fallback, m.fallback_options),
+        ("planner.bench.sampler", "sampler", b.sampler, b.sampler_options),
+        ("planner.bench.selector", "selector", b.selector, b.selector_options),
+        ("planner.bench.executor", "executor", b.executor, b.executor_options),
+    ]
+
+
+def _options_path(path: str) -> str:
+    head, _, last = path.rpartition(".")
+    return f"{head}.options" if last == "type" else f"{path}_options"
+
+
+def validate(config: PlannerConfig, *, source: str, host: PluginHost | None = None) -> None:
+    """Check plugin names, plugin options and cross-field rules; one error lists every problem."""
+    host = host or get_host()
+    problems: list[str] = []
+    for path, kind, name, options in _plugin_choices(config):
+        if name is None:
+            if options:
+                problems.append(f"{_options_path(path)}: set, but no {kind} is chosen")
+            continue
+        try:
+            host.parse_options(kind, name, options, path=_options_path(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except PluginError as exc:
+            problems.append(f"{path}: {exc}")
+    swarms = config.action_space.swarm_ids
+    if config.flags.force_swarm is not None and config.flags.force_swarm not in swarms:
+        problems.append(
+            f"planner.flags.force_swarm: {config.flags.force_swarm!r} is not one of "
+            f"{'|'.join(swarms)} (or null)"
+        )
+    if problems:
+        raise ConfigError(source, problems)
+
+
+def parse_config(
+    data: Any, *, source: str = "<config>", host: PluginHost | None = None
+) -> PlannerConfig:
+    """Structure and validate the ``planner:`` mapping (None or absent → all defaults)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [f"planner: expected a mapping, got {type(data).__name__}"])
+    try:
+        config = structure(dict(data), PlannerConfig, source=source, root="planner")
+    except ContractError as exc:
+        raise ConfigError(exc.source, exc.problems) from exc
+    validate(config, source=source, host=host)
+    return config
+
+
+def load_config(path: str | Path, *, host: PluginHost | None = None) -> PlannerConfig:
+    """Read the ``planner:`` section of a kernel YAML config file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from exc
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(source, [f"$: expected a mapping, got {type(document).__name__}"])
+    return parse_config(document.get("planner"), source=source, host=host)
+
+
+def dump_config_yaml(config: PlannerConfig) -> str:
+    """The effective config as the YAML a kernel config would hold."""
+    return yaml.safe_dump({"planner": config.to_json()}, sort_keys=False, allow_unicode=True)

@@ -25,7 +25,13 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from swarm_planner.core.errors import ContractError
@@ -330,16 +336,14 @@ def _walk(exc: BaseException, path: str, out: list[tuple[str, str]]) -> None:
 
 def _step_of(exc: BaseException, cls: Any) -> str:
     for note in getattr(exc, "__notes__", []):
-        name = getattr(note, "name", None)
-        index = getattr(note, "index", None)
-        if name is not None:
+        if isinstance(note, AttributeValidationNote):
             if cls is not None and attrs.has(cls):
                 for field in attrs.fields(cls):
-                    if field.name == name:
+                    if field.name == note.name:
                         return json_key(field)
-            return str(name)
-        if index is not None:
-            return f"[{index}]"
+            return str(note.name)
+        if isinstance(note, IterableValidationNote):
+            return f"[{note.index}]"
         if isinstance(note, str) and note.startswith("@key "):
             return note[len("@key "):]
     return ""

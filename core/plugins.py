@@ -65,6 +65,9 @@ _PLURAL = {
     "executor": "executors",
 }
 
+FROM_ENV = "<from SWARM_PLANNER_LOAD_PLUGINS>"
+"""Default of :meth:`PluginHost.load_entry_points`: read the allowlist from the environment."""
+
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
@@ -149,13 +152,14 @@ class PluginHost:
 
     # -- loading ------------------------------------------------------------------------------
 
-    def load_entry_points(self, allowlist: Iterable[str] | None = None) -> None:
+    def load_entry_points(self, allowlist: Iterable[str] | None | str = FROM_ENV) -> None:
         """Load every ``swarm_planner`` entry point (built-ins always; others per allowlist).
 
-        ``allowlist=None`` reads ``SWARM_PLANNER_LOAD_PLUGINS``; unset means every installed
-        plugin. Names match a distribution or an entry point name.
+        ``allowlist``: names of distributions or entry points to load besides the built-ins;
+        ``None`` loads everything installed; by default it is read from
+        ``SWARM_PLANNER_LOAD_PLUGINS`` (unset: everything; empty: built-ins only).
         """
-        if allowlist is None:
+        if isinstance(allowlist, str):
             raw = os.environ.get(ENV_ALLOWLIST)
             allowlist = None if raw is None else [n for n in raw.split(",") if n.strip()]
         allowed = None if allowlist is None else {_normalise(n.strip()) for n in allowlist}

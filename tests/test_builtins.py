@@ -1,0 +1,187 @@
+"""The built-in plugins do what the field's rules say."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from swarm_planner.core.action_space import NA, JointAction
+from swarm_planner.core.contracts import PlannerInput
+from swarm_planner.core.errors import ConfigError, InvalidActionError
+from swarm_planner.core.plugins import PluginHost
+from swarm_planner.core.protocols import (
+    ActionDistribution,
+    CandidateOutcome,
+    Fallback,
+    Policy,
+    Sampler,
+    Selector,
+)
+
+MakeInput = Callable[..., PlannerInput]
+
+
+@pytest.mark.parametrize(
+    ("risk", "expected"),
+    [
+        ("critical", JointAction("speculate_vote", 3, NA, NA)),
+        ("high", JointAction("speculate_vote", 2, NA, NA)),
+        ("medium", JointAction("serial_handoff", 1, NA, NA)),
+        ("low", JointAction("serial_handoff", 1, NA, NA)),
+    ],
+)
+def test_heuristic_policy_follows_the_risk_rule(
+    host: PluginHost, make_input: MakeInput, risk: str, expected: JointAction
+) -> None:
+    policy = host.create("policy", "heuristic")
+    assert isinstance(policy, Policy)
+    dist = policy.predict(make_input(risk=risk))
+    assert dist.best() == (expected, 1.0)
+    assert dist.probs.sum() == 1.0
+    assert len(dist.actions) == 30
+
+
+def test_heuristic_policy_answers_over_the_valid_actions_of_the_job(
+    host: PluginHost, make_input: MakeInput
+) -> None:
+    dist = host.create("policy", "heuristic").predict(make_input(job_type="fab-world", risk="high"))
+    assert len(dist.actions) == 120
+    assert dist.best()[0] == JointAction("speculate_vote", 2, NA, NA)
+
+
+def test_heuristic_rule_table_is_configurable(host: PluginHost, make_input: MakeInput) -> None:
+    options = {
+        "rules": {"high": {"swarm_id": "serial_handoff", "max_minutes": 60}},
+        "default": {"swarm_id": "speculate_vote", "max_candidates": 2, "max_minutes": 30},
+    }
+    policy = host.create("policy", "heuristic", options)
+    assert policy.predict(make_input(risk="high")).best()[0] == JointAction("serial_handoff", 1, 60, NA)
+    assert policy.predict(make_input(risk="critical")).best()[0] == JointAction("speculate_vote", 2, 30, NA)
+
+
+def test_heuristic_options_are_strict(host: PluginHost) -> None:
+    with pytest.raises(ConfigError) as info:
+        host.create("policy", "heuristic", {"rules": {"high": {"swarm": "x"}}}, path="planner.model.options")
+    assert info.value.problems == [
+        "planner.model.options.rules.high.swarm_id: required key is missing",
+        "planner.model.options.rules.high.swarm: unknown key (did you mean 'swarm_id'?); "
+        "allowed keys: max_candidates, max_iterations, max_minutes, swarm_id",
+    ]
+
+
+def test_a_rule_invalid_for_the_input_space_is_a_clear_error(host: PluginHost, make_input: MakeInput) -> None:
+    policy = host.create("policy", "heuristic", {"rules": {"high": {"swarm_id": "serial_handoff", "max_candidates": 2}}})
+    with pytest.raises(InvalidActionError, match="then max_candidates_bin=1"):
+        policy.predict(make_input(risk="high"))
+
+
+def test_heuristic_fallback_uses_the_same_table(host: PluginHost, make_input: MakeInput) -> None:
+    fallback = host.create("fallback", "heuristic")
+    assert isinstance(fallback, Fallback)
+    assert fallback.decide(make_input(risk="critical")) == JointAction("speculate_vote", 3, NA, NA)
+    custom = host.create("fallback", "heuristic", {"default": {"swarm_id": "serial_handoff", "max_minutes": 15}})
+    assert custom.decide(make_input(risk="low")) == JointAction("serial_handoff", 1, 15, NA)
+
+
+def _outcome(action: JointAction, verified: bool, duration: int, cost: float) -> CandidateOutcome:
+    return CandidateOutcome(action, verified, "success" if verified else "failed", duration, cost)
+
+
+A = JointAction("serial_handoff", 1, 30, NA)
+B = JointAction("speculate_vote", 2, 30, NA)
+C = JointAction("speculate_vote", 3, 30, NA)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "winner"),
+    [
+        ([_outcome(A, False, 10, 0.1), _outcome(B, True, 90, 3.0)], 1),  # verified first
+        ([_outcome(A, True, 50, 0.1), _outcome(B, True, 40, 3.0)], 1),  # then shorter
+        ([_outcome(B, True, 40, 3.0), _outcome(A, True, 40, 0.5)], 1),  # then cheaper
+        ([_outcome(C, True, 40, 1.0), _outcome(B, True, 40, 1.0)], 1),  # then action text
+        ([_outcome(A, False, 70, 1.0), _outcome(B, False, 40, 1.0)], 1),  # none verified: shorter
+    ],
+)
+def test_lexicographic_selector_applies_the_field_rule(
+    host: PluginHost, outcomes: list[CandidateOutcome], winner: int
+) -> None:
+    selector = host.create("selector", "lexicographic")
+    assert isinstance(selector, Selector)
+    assert selector.select(outcomes) == winner
+
+
+def test_lexicographic_selector_rejects_no_outcomes(host: PluginHost) -> None:
+    with pytest.raises(ValueError, match="zero outcomes"):
+        host.create("selector", "lexicographic").select([])
+
+
+BASELINE = JointAction("speculate_vote", 2, NA, NA)
+
+
+@pytest.mark.parametrize("name", ["random", "deterministic"])
+def test_samplers_return_k_distinct_valid_actions(host: PluginHost, make_input: MakeInput, name: str) -> None:
+    sampler = host.create("sampler", name, {"seed": 7})
+    assert isinstance(sampler, Sampler)
+    planner_input = make_input(risk="high")
+    picks = sampler.sample(planner_input, BASELINE, 5)
+    assert len(picks) == len(set(picks)) == 5
+    assert all(planner_input.action_space.is_valid(a, "code") for a in picks)
+    assert sampler.sample(planner_input, BASELINE, 5) == picks
+    assert len(sampler.sample(planner_input, BASELINE, 1000)) == 30
+
+
+def test_random_sampler_depends_on_seed_and_issue(host: PluginHost, make_input: MakeInput) -> None:
+    a = host.create("sampler", "random", {"seed": 1})
+    b = host.create("sampler", "random", {"seed": 2})
+    first, second = make_input(risk="high"), make_input(risk="high", issue_id="43")
+    assert a.sample(first, BASELINE, 8) != b.sample(first, BASELINE, 8)
+    assert a.sample(first, BASELINE, 8) != a.sample(second, BASELINE, 8)
+
+
+def test_random_sampler_is_roughly_uniform(host: PluginHost, make_input: MakeInput) -> None:
+    counts: dict[JointAction, int] = {}
+    for i in range(600):
+        sampler = host.create("sampler", "random", {"seed": i})
+        for action in sampler.sample(make_input(), BASELINE, 1):
+            counts[action] = counts.get(action, 0) + 1
+    assert len(counts) == 30
+    assert max(counts.values()) < 3 * 600 / 30
+
+
+def test_deterministic_sampler_orders_baseline_other_topology_then_shuffle(
+    host: PluginHost, make_input: MakeInput
+) -> None:
+    planner_input = make_input(risk="high")
+    picks = host.create("sampler", "deterministic", {"seed": 3}).sample(planner_input, BASELINE, 6)
+    assert picks[0] == BASELINE
+    assert picks[1] == JointAction("serial_handoff", 1, 15, NA)
+    other_seed = host.create("sampler", "deterministic", {"seed": 4}).sample(planner_input, BASELINE, 6)
+    assert other_seed[:2] == picks[:2] and other_seed[2:] != picks[2:]
+    serial = JointAction("serial_handoff", 1, 30, NA)
+    from_serial = host.create("sampler", "deterministic").sample(planner_input, serial, 2)
+    assert from_serial == (serial, JointAction("speculate_vote", 1, 15, NA))
+
+
+def test_deterministic_sampler_refuses_an_invalid_baseline(host: PluginHost, make_input: MakeInput) -> None:
+    with pytest.raises(InvalidActionError):
+        host.create("sampler", "deterministic").sample(make_input(), JointAction("serial_handoff", 3, NA, NA), 2)
+
+
+@pytest.mark.parametrize("name", ["random", "deterministic"])
+def test_samplers_reject_k_below_one(host: PluginHost, make_input: MakeInput, name: str) -> None:
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        host.create("sampler", name).sample(make_input(), BASELINE, 0)
+
+
+def test_action_distribution_checks_its_probabilities() -> None:
+    actions = (A, B)
+    with pytest.raises(ValueError, match="sum to"):
+        ActionDistribution(actions, np.array([0.5, 0.6]))
+    with pytest.raises(ValueError, match="2 actions"):
+        ActionDistribution(actions, np.array([1.0]))
+    dist = ActionDistribution(actions, np.array([0.25, 0.75]))
+    assert dist.best() == (B, 0.75)
+    assert dist.prob_of(C) == 0.0
+    assert dist.as_joint_probs() == {"joint": {A.text: 0.25, B.text: 0.75}}

@@ -6,10 +6,13 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-
 from swarm_planner.core.errors import PlannerError
+
+if TYPE_CHECKING:
+    from swarm_planner.core.plugins import PluginHost
 
 app = typer.Typer(
     name="planner",
@@ -18,11 +21,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Inspect the planner: section of a kernel config.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Inspect the planner: section of a kernel config.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 
 
-def _host():  # type: ignore[no-untyped-def]
+def _host() -> PluginHost:
+    """The plugin host, with load warnings shown on stderr rather than as Python warnings."""
     from swarm_planner.core.plugins import PluginLoadWarning, get_host
 
     with warnings.catch_warnings(record=True) as caught:

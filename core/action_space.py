@@ -12,17 +12,16 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import attrs
 import numpy as np
 import numpy.typing as npt
-
 from swarm_planner.core.errors import InvalidActionError
 from swarm_planner.core.jsonconv import converter, field_converter, json_field
 
 NA: Literal["NA"] = "NA"
-Bin = Union[int, Literal["NA"]]
+Bin = int | Literal["NA"]
 """A bin value: a number, or ``"NA"`` for no cap."""
 
 HEADS: tuple[str, ...] = ("swarm", "candidates", "minutes", "iterations")
@@ -127,7 +126,8 @@ class Constraint:
         if isinstance(raw, Mapping):
             if len(raw) != 1 or next(iter(raw)) not in _OPS:
                 raise ValueError(
-                    f"a constraint object has exactly one key of {'|'.join(_OPS)}, got {dict(raw)!r}"
+                    f"a constraint object has exactly one key of {'|'.join(_OPS)}, "
+                    f"got {dict(raw)!r}"
                 )
             op, value = next(iter(raw.items()))
             if op == "min" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -184,7 +184,8 @@ class ValidityRule:
         extra = set(raw) - {"id", "description", "if", "then"}
         if extra:
             raise ValueError(
-                f"unknown key(s) {sorted(extra)} in a validity rule; allowed: description, id, if, then"
+                f"unknown key(s) {sorted(extra)} in a validity rule; "
+                "allowed: description, id, if, then"
             )
         if "then" not in raw:
             raise ValueError("a validity rule needs a 'then' object")
@@ -321,7 +322,7 @@ class ActionSpace:
         if action.swarm_id not in self.swarm_ids:
             return [f"swarm_id {action.swarm_id!r} is not one of {'|'.join(self.swarm_ids)}"]
         out = []
-        for head, value in zip(HEADS[1:], _bins_of(action)):
+        for head, value in zip(HEADS[1:], _bins_of(action), strict=True):
             if value not in self.head_bins(head):
                 out.append(f"{head} bin {value!r} is not one of {list(self.head_bins(head))}")
         context: dict[str, Bin | str] = {"job_type": job_type, **action.as_fields()}
@@ -346,7 +347,7 @@ class ActionSpace:
 
     def joint_mask(self, job_type: str) -> npt.NDArray[np.bool_]:
         """Boolean mask over :meth:`all_actions`: True where the action is valid for the job."""
-        return _joint_mask(self, job_type).copy()
+        return np.array(_joint_mask(self, job_type), dtype=bool)
 
     def head_masks(self, job_type: str) -> dict[str, npt.NDArray[np.bool_]]:
         """Per head, True for each bin that appears in at least one valid action of the job."""
@@ -416,7 +417,7 @@ def _joint_mask(space: ActionSpace, job_type: str) -> npt.NDArray[np.bool_]:
 @functools.lru_cache(maxsize=256)
 def _valid_actions(space: ActionSpace, job_type: str) -> tuple[JointAction, ...]:
     mask = _joint_mask(space, job_type)
-    return tuple(a for a, ok in zip(_all_actions(space), mask) if ok)
+    return tuple(a for a, ok in zip(_all_actions(space), mask, strict=True) if ok)
 
 
 @functools.lru_cache(maxsize=256)

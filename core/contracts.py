@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import attrs
-
 from swarm_planner.core import jsonconv
 from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction
 from swarm_planner.core.canonical import input_hash
@@ -111,7 +110,7 @@ class RunSummary:
 
 
 def domain_of(job_type: str, tags: tuple[str, ...] | list[str] | None) -> str:
-    """``fab_world`` for fab-world jobs, ``fab_asset`` if a tag starts with ``asset:``, else ``code``."""
+    """``fab_world`` for fab-world jobs, ``fab_asset`` if a tag starts ``asset:``, else ``code``."""
     if job_type == "fab-world":
         return "fab_world"
     if tags and any(t.startswith("asset:") for t in tags):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-
 from swarm_planner.core.action_space import NA, Bin, JointAction
 from swarm_planner.core.contracts import RISKS, PlannerInput
 from swarm_planner.core.jsonconv import json_field, validator
@@ -26,7 +25,9 @@ class RuleAction:
     max_iterations: Bin = NA
 
     def action(self) -> JointAction:
-        return JointAction(self.swarm_id, self.max_candidates, self.max_minutes, self.max_iterations)
+        return JointAction(
+            self.swarm_id, self.max_candidates, self.max_minutes, self.max_iterations
+        )
 
 
 def _default_rules() -> dict[str, RuleAction]:
@@ -47,7 +48,9 @@ def _check_risks(rules: dict[str, Any]) -> str | None:
 class HeuristicOptions:
     """``rules``: risk → action; risks not listed get ``default``."""
 
-    rules: dict[str, RuleAction] = json_field(factory=_default_rules, validator=validator(_check_risks))
+    rules: dict[str, RuleAction] = json_field(
+        factory=_default_rules, validator=validator(_check_risks)
+    )
     default: RuleAction = json_field(factory=lambda: RuleAction("serial_handoff", 1))
 
 

@@ -33,7 +33,6 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-
 from swarm_planner.core.errors import ContractError
 
 T = TypeVar("T")
@@ -227,7 +226,7 @@ converter.register_unstructure_hook_factory(_is_sequence_to_list, _tuple_unstruc
 
 def _mapping_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
     args = get_args(tp)
-    key_t, val_t = (args + (Any, Any))[:2] if args else (Any, Any)
+    key_t, val_t = (*args, Any, Any)[:2]
 
     def structure(value: Any, _: Any) -> dict[Any, Any]:
         if not isinstance(value, Mapping):
@@ -239,7 +238,7 @@ def _mapping_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
                 kk = k if key_t is Any else converter.structure(k, key_t)
                 out[kk] = v if val_t is Any else converter.structure(v, val_t)
             except Exception as exc:  # collected and re-raised with the key as a note
-                exc.__notes__ = [*getattr(exc, "__notes__", []), f"@key {k}"]
+                setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), f"@key {k}"])  # noqa: B010
                 problems.append(exc)
         if problems:
             raise ClassValidationError("mapping has invalid values", problems, dict)
@@ -270,8 +269,11 @@ def _overrides(cls: type) -> dict[str, Any]:
 
 
 def _attrs_structure(cls: type) -> Callable[[Any, Any], Any]:
-    inner = make_dict_structure_fn(
-        cls, converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True,
+    inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
+        cls,
+        converter,
+        _cattrs_forbid_extra_keys=True,
+        _cattrs_detailed_validation=True,
         **_overrides(cls),
     )
 
@@ -345,7 +347,7 @@ def _step_of(exc: BaseException, cls: Any) -> str:
         if isinstance(note, IterableValidationNote):
             return f"[{note.index}]"
         if isinstance(note, str) and note.startswith("@key "):
-            return note[len("@key "):]
+            return note[len("@key ") :]
     return ""
 
 

@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 import attrs
 import pluggy
-
 from swarm_planner.core import hookspecs
 from swarm_planner.core.errors import (
     ConfigError,
@@ -152,7 +151,7 @@ class PluginHost:
 
     # -- loading ------------------------------------------------------------------------------
 
-    def load_entry_points(self, allowlist: Iterable[str] | None | str = FROM_ENV) -> None:
+    def load_entry_points(self, allowlist: Iterable[str] | str | None = FROM_ENV) -> None:
         """Load every ``swarm_planner`` entry point (built-ins always; others per allowlist).
 
         ``allowlist``: names of distributions or entry points to load besides the built-ins;

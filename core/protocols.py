@@ -13,7 +13,6 @@ from typing import Protocol, runtime_checkable
 import attrs
 import numpy as np
 import numpy.typing as npt
-
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.contracts import PlannerInput, Status
 
@@ -57,7 +56,9 @@ class ActionDistribution:
     def as_joint_probs(self) -> dict[str, dict[str, float]]:
         """The ``probs`` of a planner_action, keyed by action text (non-zero entries only)."""
         return {
-            "joint": {a.text: float(p) for a, p in zip(self.actions, self.probs) if p > 0.0}
+            "joint": {
+                a.text: float(p) for a, p in zip(self.actions, self.probs, strict=True) if p > 0.0
+            }
         }
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from swarm_planner.core import plugins
 from swarm_planner.core.contracts import PlannerInput, load
 

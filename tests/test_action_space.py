@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from swarm_planner.core.action_space import (
     HEADS,
     NA,
@@ -28,7 +27,9 @@ SPACE = ActionSpace()
 
 
 @pytest.mark.parametrize(("job_type", "count"), [("code", 30), ("fab-world", 120), ("docs", 150)])
-def test_default_bins_leave_the_contracted_number_of_valid_actions(job_type: str, count: int) -> None:
+def test_default_bins_leave_the_contracted_number_of_valid_actions(
+    job_type: str, count: int
+) -> None:
     assert len(SPACE.valid_actions(job_type)) == count
 
 
@@ -70,12 +71,18 @@ def test_rules_from_the_data_are_what_is_enforced() -> None:
 
 def test_a_custom_rule_caps_speculation_minutes() -> None:
     rule = ValidityRule.from_json(
-        {"id": "short_speculation", "if": {"swarm_id": "speculate_vote"}, "then": {"max_minutes_bin": 30}}
+        {
+            "id": "short_speculation",
+            "if": {"swarm_id": "speculate_vote"},
+            "then": {"max_minutes_bin": 30},
+        }
     )
     space = ActionSpace(validity_rules=(*default_validity_rules(), rule))
     speculative = [a for a in space.valid_actions("code") if a.swarm_id == "speculate_vote"]
     assert {a.max_minutes_bin for a in speculative} == {30}
-    assert space.violations(JointAction("speculate_vote", 2, 60, NA), "code") == ["short_speculation"]
+    assert space.violations(JointAction("speculate_vote", 2, 60, NA), "code") == [
+        "short_speculation"
+    ]
 
 
 def test_violations_name_the_broken_rules() -> None:
@@ -95,7 +102,9 @@ def test_violations_name_the_broken_rules() -> None:
 
 
 def test_check_raises_a_clear_error_for_an_invalid_action() -> None:
-    with pytest.raises(InvalidActionError, match=r"serial_handoff\|2\|30\|NA is not valid .*serial_single"):
+    with pytest.raises(
+        InvalidActionError, match=r"serial_handoff\|2\|30\|NA is not valid .*serial_single"
+    ):
         SPACE.check(JointAction("serial_handoff", 2, 30, NA), "code")
 
 
@@ -109,7 +118,7 @@ def test_joint_mask_marks_exactly_the_valid_actions() -> None:
     for job_type in ("code", "fab-world", "docs"):
         mask = SPACE.joint_mask(job_type)
         assert mask.shape == (len(SPACE.all_actions()),) == (240,)
-        chosen = [a for a, ok in zip(SPACE.all_actions(), mask) if ok]
+        chosen = [a for a, ok in zip(SPACE.all_actions(), mask, strict=True) if ok]
         assert tuple(chosen) == SPACE.valid_actions(job_type)
 
 
@@ -131,7 +140,17 @@ def test_index_of_is_the_position_among_valid_actions() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(20, 15), (90, 60), (30, 30), (None, NA), (0, 15), (10_000, 120), (37, 30), (38, 45), (52, 45)],
+    [
+        (20, 15),
+        (90, 60),
+        (30, 30),
+        (None, NA),
+        (0, 15),
+        (10_000, 120),
+        (37, 30),
+        (38, 45),
+        (52, 45),
+    ],
 )
 def test_nearest_bin_examples(value: int | None, expected: object) -> None:
     assert nearest_bin(value, SPACE.max_minutes_bins) == expected
@@ -150,19 +169,23 @@ def test_bad_bins_are_rejected_with_the_field_named() -> None:
 
 
 def test_a_rule_with_an_unknown_operator_is_rejected() -> None:
-    with pytest.raises(ContractError, match=r"validity_rules\[0\]: a constraint object has exactly one key"):
+    with pytest.raises(
+        ContractError, match=r"validity_rules\[0\]: a constraint object has exactly one key"
+    ):
         load({"validity_rules": [{"if": {}, "then": {"max_minutes_bin": {"max": 3}}}]}, ActionSpace)
 
 
 # -- properties --------------------------------------------------------------------------------
 
-bins_st = st.lists(st.integers(min_value=0, max_value=200), min_size=1, max_size=6, unique=True).map(
-    lambda xs: tuple(xs)
-)
+bins_st = st.lists(
+    st.integers(min_value=0, max_value=200), min_size=1, max_size=6, unique=True
+).map(lambda xs: tuple(xs))
 bins_with_na = st.tuples(bins_st, st.booleans()).map(lambda t: t[0] + ((NA,) if t[1] else ()))
 spaces = st.builds(
     ActionSpace,
-    swarm_ids=st.sampled_from([("serial_handoff", "speculate_vote"), ("serial_handoff",), ("a", "speculate_vote")]),
+    swarm_ids=st.sampled_from(
+        [("serial_handoff", "speculate_vote"), ("serial_handoff",), ("a", "speculate_vote")]
+    ),
     max_candidates_bins=bins_with_na,
     max_minutes_bins=bins_with_na,
     max_iterations_bins=bins_with_na,
@@ -182,11 +205,16 @@ def _brute_force_valid(space: ActionSpace, job_type: str, action: JointAction) -
 
 
 @given(spaces, job_types)
-def test_enumeration_matches_the_four_rules_written_by_hand(space: ActionSpace, job_type: str) -> None:
+def test_enumeration_matches_the_four_rules_written_by_hand(
+    space: ActionSpace, job_type: str
+) -> None:
     expected = [
         JointAction(*t)
         for t in itertools.product(
-            space.swarm_ids, space.max_candidates_bins, space.max_minutes_bins, space.max_iterations_bins
+            space.swarm_ids,
+            space.max_candidates_bins,
+            space.max_minutes_bins,
+            space.max_iterations_bins,
         )
         if _brute_force_valid(space, job_type, JointAction(*t))
     ]
@@ -195,11 +223,18 @@ def test_enumeration_matches_the_four_rules_written_by_hand(space: ActionSpace, 
 
 
 @given(spaces, job_types)
-def test_head_masks_cover_every_value_of_every_valid_action(space: ActionSpace, job_type: str) -> None:
+def test_head_masks_cover_every_value_of_every_valid_action(
+    space: ActionSpace, job_type: str
+) -> None:
     masks = space.head_masks(job_type)
     for action in space.valid_actions(job_type):
-        values = (action.swarm_id, action.max_candidates_bin, action.max_minutes_bin, action.max_iterations_bin)
-        for head, value in zip(HEADS, values):
+        values = (
+            action.swarm_id,
+            action.max_candidates_bin,
+            action.max_minutes_bin,
+            action.max_iterations_bin,
+        )
+        for head, value in zip(HEADS, values, strict=True):
             assert masks[head][list(space.head_bins(head)).index(value)]
     for head in HEADS:
         assert masks[head].dtype == np.bool_

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from swarm_planner.core.action_space import NA, JointAction
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.errors import ConfigError, InvalidActionError
@@ -57,13 +56,19 @@ def test_heuristic_rule_table_is_configurable(host: PluginHost, make_input: Make
         "default": {"swarm_id": "speculate_vote", "max_candidates": 2, "max_minutes": 30},
     }
     policy = host.create("policy", "heuristic", options)
-    assert policy.predict(make_input(risk="high")).best()[0] == JointAction("serial_handoff", 1, 60, NA)
-    assert policy.predict(make_input(risk="critical")).best()[0] == JointAction("speculate_vote", 2, 30, NA)
+    assert policy.predict(make_input(risk="high")).best()[0] == JointAction(
+        "serial_handoff", 1, 60, NA
+    )
+    assert policy.predict(make_input(risk="critical")).best()[0] == JointAction(
+        "speculate_vote", 2, 30, NA
+    )
 
 
 def test_heuristic_options_are_strict(host: PluginHost) -> None:
     with pytest.raises(ConfigError) as info:
-        host.create("policy", "heuristic", {"rules": {"high": {"swarm": "x"}}}, path="planner.model.options")
+        host.create(
+            "policy", "heuristic", {"rules": {"high": {"swarm": "x"}}}, path="planner.model.options"
+        )
     assert info.value.problems == [
         "planner.model.options.rules.high.swarm_id: required key is missing",
         "planner.model.options.rules.high.swarm: unknown key (did you mean 'swarm_id'?); "
@@ -71,8 +76,14 @@ def test_heuristic_options_are_strict(host: PluginHost) -> None:
     ]
 
 
-def test_a_rule_invalid_for_the_input_space_is_a_clear_error(host: PluginHost, make_input: MakeInput) -> None:
-    policy = host.create("policy", "heuristic", {"rules": {"high": {"swarm_id": "serial_handoff", "max_candidates": 2}}})
+def test_a_rule_invalid_for_the_input_space_is_a_clear_error(
+    host: PluginHost, make_input: MakeInput
+) -> None:
+    policy = host.create(
+        "policy",
+        "heuristic",
+        {"rules": {"high": {"swarm_id": "serial_handoff", "max_candidates": 2}}},
+    )
     with pytest.raises(InvalidActionError, match="then max_candidates_bin=1"):
         policy.predict(make_input(risk="high"))
 
@@ -81,7 +92,9 @@ def test_heuristic_fallback_uses_the_same_table(host: PluginHost, make_input: Ma
     fallback = host.create("fallback", "heuristic")
     assert isinstance(fallback, Fallback)
     assert fallback.decide(make_input(risk="critical")) == JointAction("speculate_vote", 3, NA, NA)
-    custom = host.create("fallback", "heuristic", {"default": {"swarm_id": "serial_handoff", "max_minutes": 15}})
+    custom = host.create(
+        "fallback", "heuristic", {"default": {"swarm_id": "serial_handoff", "max_minutes": 15}}
+    )
     assert custom.decide(make_input(risk="low")) == JointAction("serial_handoff", 1, 15, NA)
 
 
@@ -121,7 +134,9 @@ BASELINE = JointAction("speculate_vote", 2, NA, NA)
 
 
 @pytest.mark.parametrize("name", ["random", "deterministic"])
-def test_samplers_return_k_distinct_valid_actions(host: PluginHost, make_input: MakeInput, name: str) -> None:
+def test_samplers_return_k_distinct_valid_actions(
+    host: PluginHost, make_input: MakeInput, name: str
+) -> None:
     sampler = host.create("sampler", name, {"seed": 7})
     assert isinstance(sampler, Sampler)
     planner_input = make_input(risk="high")
@@ -157,16 +172,22 @@ def test_deterministic_sampler_orders_baseline_other_topology_then_shuffle(
     picks = host.create("sampler", "deterministic", {"seed": 3}).sample(planner_input, BASELINE, 6)
     assert picks[0] == BASELINE
     assert picks[1] == JointAction("serial_handoff", 1, 15, NA)
-    other_seed = host.create("sampler", "deterministic", {"seed": 4}).sample(planner_input, BASELINE, 6)
+    other_seed = host.create("sampler", "deterministic", {"seed": 4}).sample(
+        planner_input, BASELINE, 6
+    )
     assert other_seed[:2] == picks[:2] and other_seed[2:] != picks[2:]
     serial = JointAction("serial_handoff", 1, 30, NA)
     from_serial = host.create("sampler", "deterministic").sample(planner_input, serial, 2)
     assert from_serial == (serial, JointAction("speculate_vote", 1, 15, NA))
 
 
-def test_deterministic_sampler_refuses_an_invalid_baseline(host: PluginHost, make_input: MakeInput) -> None:
+def test_deterministic_sampler_refuses_an_invalid_baseline(
+    host: PluginHost, make_input: MakeInput
+) -> None:
     with pytest.raises(InvalidActionError):
-        host.create("sampler", "deterministic").sample(make_input(), JointAction("serial_handoff", 3, NA, NA), 2)
+        host.create("sampler", "deterministic").sample(
+            make_input(), JointAction("serial_handoff", 3, NA, NA), 2
+        )
 
 
 @pytest.mark.parametrize("name", ["random", "deterministic"])

@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from swarm_planner.cli.app import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -62,7 +61,10 @@ def test_the_installed_console_script_reports_bad_config_in_one_message(tmp_path
     path.write_text("planner: {mode: shadow}\n")
     result = subprocess.run(
         [_planner_exe(), "config", "show", "--config", str(path)],
-        capture_output=True, text=True, check=False, env={**os.environ},
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ},
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from swarm_planner.core.config import PlannerConfig, dump_config_yaml, load_config, parse_config
 from swarm_planner.core.errors import ConfigError
 from swarm_planner.core.plugins import PluginHost
@@ -33,15 +32,23 @@ def _problems(tmp_path: Path, text: str, host: PluginHost) -> list[str]:
     return info.value.problems
 
 
-def test_a_config_without_a_planner_section_gets_the_defaults(tmp_path: Path, host: PluginHost) -> None:
+def test_a_config_without_a_planner_section_gets_the_defaults(
+    tmp_path: Path, host: PluginHost
+) -> None:
     config = load_config(_write(tmp_path, "kernel: {workers: 4}\n"), host=host)
     assert config == PlannerConfig()
-    assert (config.mode, config.model.type, config.model.fallback) == ("off", "heuristic", "heuristic")
+    assert (config.mode, config.model.type, config.model.fallback) == (
+        "off",
+        "heuristic",
+        "heuristic",
+    )
     assert config.inference.confidence_threshold == 0.6
     assert config.safety.reductions_only is True
 
 
-def test_the_contract_example_parses_once_its_policy_exists(tmp_path: Path, host: PluginHost) -> None:
+def test_the_contract_example_parses_once_its_policy_exists(
+    tmp_path: Path, host: PluginHost
+) -> None:
     example = CONTRACT_EXAMPLE.replace("type: onnx", "type: heuristic")
     config = load_config(_write(tmp_path, example), host=host)
     assert config.mode == "enforce"
@@ -49,9 +56,13 @@ def test_the_contract_example_parses_once_its_policy_exists(tmp_path: Path, host
     assert config.flags.enabled_job_types == ("code", "fab-world")
 
 
-def test_an_unregistered_policy_name_lists_the_registered_ones(tmp_path: Path, host: PluginHost) -> None:
+def test_an_unregistered_policy_name_lists_the_registered_ones(
+    tmp_path: Path, host: PluginHost
+) -> None:
     (problem,) = _problems(tmp_path, CONTRACT_EXAMPLE, host)
-    assert problem.startswith("planner.model.type: no policy named 'onnx'; registered policies: heuristic.")
+    assert problem.startswith(
+        "planner.model.type: no policy named 'onnx'; registered policies: heuristic."
+    )
 
 
 def test_config_show_round_trips_through_yaml(tmp_path: Path, host: PluginHost) -> None:
@@ -67,8 +78,10 @@ def test_config_show_round_trips_through_yaml(tmp_path: Path, host: PluginHost) 
         ("planner: {mode: shadow}\n", ["planner.mode: 'shadow' is not one of off|log|enforce"]),
         (
             "planner: {infrence: {}}\n",
-            ["planner.infrence: unknown key (did you mean 'inference'?); allowed keys: action_space, bench, "
-             "flags, inference, mode, model, safety"],
+            [
+                "planner.infrence: unknown key (did you mean 'inference'?); allowed keys: action_space, bench, "
+                "flags, inference, mode, model, safety"
+            ],
         ),
         (
             "planner: {inference: {confidence_threshold: 1.5}}\n",
@@ -84,13 +97,17 @@ def test_config_show_round_trips_through_yaml(tmp_path: Path, host: PluginHost) 
         ),
         (
             "planner: {model: {fallback: heuristik}}\n",
-            ["planner.model.fallback: no fallback named 'heuristik'; registered fallbacks: heuristic. "
-             "Did you mean 'heuristic'? If it comes from a separate package, that package may not be "
-             "installed or may be excluded by SWARM_PLANNER_LOAD_PLUGINS (see `planner list-plugins`)."],
+            [
+                "planner.model.fallback: no fallback named 'heuristik'; registered fallbacks: heuristic. "
+                "Did you mean 'heuristic'? If it comes from a separate package, that package may not be "
+                "installed or may be excluded by SWARM_PLANNER_LOAD_PLUGINS (see `planner list-plugins`)."
+            ],
         ),
         (
             "planner: {flags: {force_swarm: solo}}\n",
-            ["planner.flags.force_swarm: 'solo' is not one of serial_handoff|speculate_vote (or null)"],
+            [
+                "planner.flags.force_swarm: 'solo' is not one of serial_handoff|speculate_vote (or null)"
+            ],
         ),
         (
             "planner: {bench: {selector: lexicographic, selector_options: {x: 1}}}\n",
@@ -106,7 +123,9 @@ def test_config_show_round_trips_through_yaml(tmp_path: Path, host: PluginHost) 
         ),
         (
             "planner: {model: {options: {rules: {severe: {swarm_id: speculate_vote}}}}}\n",
-            ["planner.model.options.rules: unknown risk level(s) ['severe']; allowed: low|medium|high|critical"],
+            [
+                "planner.model.options.rules: unknown risk level(s) ['severe']; allowed: low|medium|high|critical"
+            ],
         ),
         ("planner: [1, 2]\n", ["planner: expected a mapping, got list"]),
         ("- a\n- b\n", ["$: expected a mapping, got list"]),
@@ -125,7 +144,9 @@ def test_bad_configs_name_the_key_path_and_what_is_allowed(
 
 def test_several_problems_are_reported_together(tmp_path: Path, host: PluginHost) -> None:
     problems = _problems(
-        tmp_path, "planner: {model: {type: nope, fallback: nada}, flags: {force_swarm: solo}}\n", host
+        tmp_path,
+        "planner: {model: {type: nope, fallback: nada}, flags: {force_swarm: solo}}\n",
+        host,
     )
     assert [p.split(":")[0] for p in problems] == [
         "planner.model.type",

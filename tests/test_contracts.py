@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from swarm_planner.core.action_space import ActionSpace, JointAction
 from swarm_planner.core.canonical import canonical_json, input_hash
 from swarm_planner.core.contracts import (
@@ -38,7 +37,9 @@ Fixture = Callable[[str], Any]
         ("executed_plan.json", ExecutedPlan),
     ],
 )
-def test_hand_written_documents_round_trip_exactly(fixture_json: Fixture, name: str, cls: type) -> None:
+def test_hand_written_documents_round_trip_exactly(
+    fixture_json: Fixture, name: str, cls: type
+) -> None:
     document = fixture_json(name)
     assert dump(load(document, cls)) == document
 

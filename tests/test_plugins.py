@@ -7,7 +7,6 @@ import warnings
 from typing import Any
 
 import pytest
-
 from swarm_planner import hookimpl
 from swarm_planner.core import plugins
 from swarm_planner.core.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError
@@ -72,7 +71,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> list[FakeEntryPoint]:
     return extra
 
 
-def _load(allowlist: list[str] | None | str = plugins.FROM_ENV, strict: bool = False) -> PluginHost:
+def _load(allowlist: list[str] | str | None = plugins.FROM_ENV, strict: bool = False) -> PluginHost:
     host = PluginHost(strict=strict)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PluginLoadWarning)
@@ -97,7 +96,9 @@ def test_every_builtin_module_is_listed_in_the_entry_point_table(host: PluginHos
     }
 
 
-def test_a_third_party_plugin_is_listed_with_its_distribution(installed: list[FakeEntryPoint]) -> None:
+def test_a_third_party_plugin_is_listed_with_its_distribution(
+    installed: list[FakeEntryPoint],
+) -> None:
     installed.append(FakeEntryPoint("fancy", _selector_plugin("fancy"), "planner-fancy"))
     host = _load(allowlist=None)
     entry = host.entry("selector", "fancy")
@@ -106,16 +107,20 @@ def test_a_third_party_plugin_is_listed_with_its_distribution(installed: list[Fa
 
 
 def test_a_broken_plugin_is_reported_and_skipped(installed: list[FakeEntryPoint]) -> None:
-    installed.append(FakeEntryPoint("broken", ImportError("No module named 'missing_dep'"), "planner-broken"))
+    installed.append(
+        FakeEntryPoint("broken", ImportError("No module named 'missing_dep'"), "planner-broken")
+    )
     installed.append(FakeEntryPoint("fancy", _selector_plugin("fancy"), "planner-fancy"))
     host = PluginHost(strict=False)
-    with pytest.warns(PluginLoadWarning, match=r"'broken' from planner-broken 1.0 failed to load: ImportError"):
+    with pytest.warns(
+        PluginLoadWarning, match=r"'broken' from planner-broken 1.0 failed to load: ImportError"
+    ):
         host.load_entry_points(allowlist=None)
     assert [f.plugin for f in host.failures] == ["broken"]
     assert host.failures[0].distribution == "planner-broken"
     assert "missing_dep" in host.failures[0].error
     assert ("selector", "fancy") in {(e.kind, e.name) for e in host.entries()}
-    assert BUILTINS <= {(e.kind, e.name) for e in host.entries()}
+    assert {(e.kind, e.name) for e in host.entries()} >= BUILTINS
 
 
 def test_strict_mode_makes_a_broken_plugin_fatal(
@@ -123,7 +128,10 @@ def test_strict_mode_makes_a_broken_plugin_fatal(
 ) -> None:
     installed.append(FakeEntryPoint("broken", RuntimeError("boom"), "planner-broken"))
     monkeypatch.setenv(plugins.ENV_STRICT, "1")
-    with pytest.raises(PluginLoadError, match=r"plugin 'broken' from planner-broken 1.0 failed to load: RuntimeError: boom"):
+    with pytest.raises(
+        PluginLoadError,
+        match=r"plugin 'broken' from planner-broken 1.0 failed to load: RuntimeError: boom",
+    ):
         PluginHost().load_entry_points(allowlist=None)
 
 
@@ -131,7 +139,9 @@ def test_a_misspelled_hook_fails_check_pending_and_the_plugin_is_skipped(
     installed: list[FakeEntryPoint],
 ) -> None:
     installed.append(
-        FakeEntryPoint("typo", _module("typo", register_selector=lambda register: None), "planner-typo")
+        FakeEntryPoint(
+            "typo", _module("typo", register_selector=lambda register: None), "planner-typo"
+        )
     )
     host = _load(allowlist=None)
     (failure,) = host.failures
@@ -145,7 +155,11 @@ def test_a_hook_that_raises_rolls_back_what_it_registered(installed: list[FakeEn
         register("half", lambda: None)
         raise RuntimeError("registration failed halfway")
 
-    installed.append(FakeEntryPoint("half", _module("half", register_selectors=register_selectors), "planner-half"))
+    installed.append(
+        FakeEntryPoint(
+            "half", _module("half", register_selectors=register_selectors), "planner-half"
+        )
+    )
     host = _load(allowlist=None)
     assert "half" not in host.names("selector")
     assert "registration failed halfway" in host.failures[0].error
@@ -178,7 +192,9 @@ def test_an_allowlisted_name_that_is_not_installed_is_warned_about() -> None:
         PluginHost().load_entry_points(allowlist=["planner-nowhere"])
 
 
-def test_a_duplicate_name_is_an_error_naming_both_providers(installed: list[FakeEntryPoint]) -> None:
+def test_a_duplicate_name_is_an_error_naming_both_providers(
+    installed: list[FakeEntryPoint],
+) -> None:
     installed.append(FakeEntryPoint("clash", _selector_plugin("lexicographic"), "planner-clash"))
     with pytest.raises(DuplicatePluginError) as info:
         _load(allowlist=None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import attrs
-
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.contracts import PlannerInput

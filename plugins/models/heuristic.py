@@ -6,11 +6,10 @@ A one-hot distribution lets the rule be evaluated with the same metrics as learn
 from __future__ import annotations
 
 import attrs
-
 from swarm_planner import hookimpl
+from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.heuristic import HeuristicOptions, HeuristicRules
 from swarm_planner.core.hookspecs import Register
-from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.protocols import ActionDistribution
 
 

@@ -8,7 +8,6 @@ shuffle seeded per issue. K larger than the valid set returns every valid action
 from __future__ import annotations
 
 import attrs
-
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.contracts import PlannerInput

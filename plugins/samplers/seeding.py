@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-
 from swarm_planner.core.contracts import PlannerInput
 
 

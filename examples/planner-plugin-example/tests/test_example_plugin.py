@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from swarm_planner.core.action_space import ActionSpace, JointAction
 from swarm_planner.core.config import load_config
 from swarm_planner.core.contracts import (
@@ -22,7 +21,9 @@ from swarm_planner.core.plugins import PluginHost
 from swarm_planner.core.protocols import CandidateOutcome
 
 
-def _planner(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _planner(
+    *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SWARM_PLANNER_LOAD_PLUGINS"}
     env.update(env_extra or {})
     exe = Path(sys.executable).with_name("planner")
@@ -64,8 +65,14 @@ def test_config_selects_the_example_plugins(tmp_path: Path, host: PluginHost) ->
     fallback = host.create("fallback", config.model.fallback, config.model.fallback_options)
     selector = host.create("selector", config.bench.selector, config.bench.selector_options)
     planner_input = PlannerInput(
-        "cyntra.planner_input.v1", "2025-01-01T00:00:00Z", "u", "code", UniverseDefaults(),
-        Issue("1", dk_risk="critical"), History(), ActionSpace(),
+        "cyntra.planner_input.v1",
+        "2025-01-01T00:00:00Z",
+        "u",
+        "code",
+        UniverseDefaults(),
+        Issue("1", dk_risk="critical"),
+        History(),
+        ActionSpace(),
     )
     assert fallback.decide(planner_input) == JointAction("serial_handoff", 1, 30, "NA")
     outcomes = [

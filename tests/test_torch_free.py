@@ -1,0 +1,53 @@
+"""The kernel path imports and runs with torch absent (tox envs without torch assert it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+KERNEL_PATH_MODULES = [
+    "swarm_planner",
+    "swarm_planner.core.action_space",
+    "swarm_planner.core.config",
+    "swarm_planner.core.contracts",
+    "swarm_planner.core.plugins",
+    "swarm_planner.plugins.models.heuristic",
+    "swarm_planner.plugins.fallbacks.heuristic",
+    "swarm_planner.plugins.selectors.lexicographic",
+    "swarm_planner.plugins.samplers.random_sampler",
+    "swarm_planner.plugins.samplers.deterministic",
+    "swarm_planner.kernel_integration",
+    "swarm_planner.cli.app",
+]
+
+
+@pytest.mark.skipif(
+    os.environ.get("SWARM_PLANNER_EXPECT_TORCH") != "0", reason="only in no-torch envs"
+)
+def test_torch_is_really_absent_in_this_environment() -> None:
+    assert importlib.util.find_spec("torch") is None
+
+
+@pytest.mark.skipif(
+    os.environ.get("SWARM_PLANNER_EXPECT_TORCH") != "1", reason="only in the torch env"
+)
+def test_torch_is_installed_in_the_training_environment() -> None:
+    import torch
+
+    assert torch.__version__.startswith("2.13.0")
+
+
+def test_kernel_path_modules_never_import_torch() -> None:
+    code = (
+        "import importlib, sys\n"
+        f"for m in {KERNEL_PATH_MODULES!r}: importlib.import_module(m)\n"
+        "from swarm_planner.core.plugins import PluginHost\n"
+        "h = PluginHost(); h.load_entry_points(allowlist=[])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

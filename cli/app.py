@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+
 from swarm_planner.core.errors import PlannerError
 
 if TYPE_CHECKING:

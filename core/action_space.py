@@ -17,6 +17,7 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 import numpy.typing as npt
+
 from swarm_planner.core.errors import InvalidActionError
 from swarm_planner.core.jsonconv import converter, field_converter, json_field
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import attrs
 import yaml
+
 from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.errors import ConfigError, ContractError, PluginError
 from swarm_planner.core.jsonconv import json_field, structure, unstructure, validator

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import attrs
+
 from swarm_planner.core import jsonconv
 from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction
 from swarm_planner.core.canonical import input_hash

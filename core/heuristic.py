@@ -1,8 +1,8 @@
 """The field's hand-written rule, as data: risk → topology and candidates, budgets uncapped.
 
-Both the ``heuristic`` policy and the ``heuristic`` fallback use this one table, and so does the
-kernel path when it needs a baseline; the table is configurable per deployment through the
-plugins' options.
+One class serves as the ``heuristic`` policy (``predict``) and the ``heuristic`` fallback
+(``decide``), and the kernel path uses it when it needs a baseline; the table is configurable per
+deployment through the plugins' options.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+
 from swarm_planner.core.action_space import NA, Bin, JointAction
 from swarm_planner.core.contracts import RISKS, PlannerInput
 from swarm_planner.core.jsonconv import json_field, validator
+from swarm_planner.core.protocols import ActionDistribution
 
 
 @attrs.frozen
@@ -60,7 +62,16 @@ class HeuristicRules:
 
     options: HeuristicOptions = attrs.field(factory=HeuristicOptions)
 
-    def action_for(self, planner_input: PlannerInput) -> JointAction:
+    @classmethod
+    def from_options(cls, options: HeuristicOptions) -> HeuristicRules:
+        return cls(options)
+
+    def decide(self, planner_input: PlannerInput) -> JointAction:
         """The rule's action, checked against the input's own action space and job type."""
         rule = self.options.rules.get(planner_input.issue.dk_risk, self.options.default)
         return planner_input.action_space.check(rule.action(), planner_input.job_type)
+
+    def predict(self, planner_input: PlannerInput) -> ActionDistribution:
+        """The rule as a one-hot distribution, so it is evaluated like any learned policy."""
+        actions = planner_input.action_space.valid_actions(planner_input.job_type)
+        return ActionDistribution.one_hot(actions, self.decide(planner_input))

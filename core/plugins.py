@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import attrs
 import pluggy
+
 from swarm_planner.core import hookspecs
 from swarm_planner.core.errors import (
     ConfigError,
@@ -76,11 +77,12 @@ class PluginLoadWarning(UserWarning):
 
 @attrs.frozen
 class Provider:
-    """Where a plugin came from: the pluggy plugin name and its distribution, when known."""
+    """Where a plugin came from: the pluggy plugin name, its module and distribution if known."""
 
     plugin: str
     distribution: str | None = None
     version: str | None = None
+    module: str | None = None
 
     def describe(self) -> str:
         if self.distribution is None:
@@ -100,7 +102,8 @@ class PluginEntry:
 
     @property
     def module(self) -> str:
-        return getattr(self.factory, "__module__", "?") or "?"
+        """The module of the plugin that registered the name (not of the factory it points to)."""
+        return self.provider.module or getattr(self.factory, "__module__", None) or "?"
 
     def describe(self) -> str:
         return f"{self.provider.describe()}, {self.module}"
@@ -203,6 +206,8 @@ class PluginHost:
         Returns False when it failed and was skipped. Used by entry-point loading and by tests.
         """
         provider = provider or Provider(name or _object_name(plugin))
+        if provider.module is None:
+            provider = attrs.evolve(provider, module=_module_name(plugin))
         added: list[tuple[str, str]] = []
         try:
             self.pm.register(plugin, name=provider.plugin)
@@ -340,6 +345,12 @@ def _dist_name(ep: md.EntryPoint) -> str | None:
 def _dist_version(ep: md.EntryPoint) -> str | None:
     dist = getattr(ep, "dist", None)
     return None if dist is None else str(dist.version)
+
+
+def _module_name(plugin: object) -> str:
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    return type(plugin).__module__
 
 
 def _object_name(plugin: object) -> str:

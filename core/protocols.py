@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 import numpy as np
 import numpy.typing as npt
+
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.contracts import PlannerInput, Status
 

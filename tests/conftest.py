@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from swarm_planner.core import plugins
 from swarm_planner.core.contracts import PlannerInput, load
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from swarm_planner.core.action_space import (
     HEADS,
     NA,

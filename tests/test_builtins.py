@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
 from swarm_planner.core.action_space import NA, JointAction
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.errors import ConfigError, InvalidActionError

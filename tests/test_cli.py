@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from swarm_planner.cli.app import app
 from typer.testing import CliRunner
+
+from swarm_planner.cli.app import app
 
 runner = CliRunner()
 

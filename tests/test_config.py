@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from swarm_planner.core.config import PlannerConfig, dump_config_yaml, load_config, parse_config
 from swarm_planner.core.errors import ConfigError
 from swarm_planner.core.plugins import PluginHost

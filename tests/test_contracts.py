@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from swarm_planner.core.action_space import ActionSpace, JointAction
 from swarm_planner.core.canonical import canonical_json, input_hash
 from swarm_planner.core.contracts import (

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from swarm_planner import hookimpl
 from swarm_planner.core import hookspecs
 from swarm_planner.core.plugins import KINDS, PluginHost, Provider

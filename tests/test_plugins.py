@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 import pytest
+
 from swarm_planner import hookimpl
 from swarm_planner.core import plugins
 from swarm_planner.core.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError

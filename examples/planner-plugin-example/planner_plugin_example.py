@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
+
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import NA, Bin, JointAction
 from swarm_planner.core.contracts import PlannerInput

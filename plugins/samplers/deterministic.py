@@ -8,26 +8,20 @@ shuffle seeded per issue. K larger than the valid set returns every valid action
 from __future__ import annotations
 
 import attrs
+
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.hookspecs import Register
-from swarm_planner.plugins.samplers.seeding import SeedOptions, issue_rng
+from swarm_planner.plugins.samplers.seeding import SeededSampler, SeedOptions
 
 
 @attrs.frozen
-class DeterministicSampler:
-    seed: int = 0
-
-    @classmethod
-    def from_options(cls, options: SeedOptions) -> DeterministicSampler:
-        return cls(options.seed)
-
+class DeterministicSampler(SeededSampler):
     def sample(
         self, planner_input: PlannerInput, baseline: JointAction, k: int
     ) -> tuple[JointAction, ...]:
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        rng = self.rng(planner_input, k)
         space, job_type = planner_input.action_space, planner_input.job_type
         space.check(baseline, job_type)
         valid = space.valid_actions(job_type)
@@ -36,8 +30,7 @@ class DeterministicSampler:
         if other is not None:
             chosen.append(other)
         rest = [a for a in valid if a not in chosen]
-        order = issue_rng(self.seed, planner_input).permutation(len(rest))
-        chosen.extend(rest[i] for i in order)
+        chosen.extend(rest[i] for i in rng.permutation(len(rest)))
         return tuple(chosen[:k])
 
 

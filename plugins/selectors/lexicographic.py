@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
+
 from swarm_planner import hookimpl
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import CandidateOutcome

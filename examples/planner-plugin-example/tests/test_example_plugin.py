@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from swarm_planner.core.action_space import ActionSpace, JointAction
 from swarm_planner.core.config import load_config
 from swarm_planner.core.contracts import (

@@ -218,8 +218,9 @@ converter.register_structure_hook(ValidityRule, lambda raw, _: ValidityRule.from
 converter.register_unstructure_hook(ValidityRule, ValidityRule.to_json)
 
 
+@functools.lru_cache(maxsize=1)
 def default_validity_rules() -> tuple[ValidityRule, ...]:
-    """The four rules of CONTRACTS.md, as data."""
+    """The four rules of CONTRACTS.md, as data (immutable, built once)."""
     return tuple(
         ValidityRule.from_json(r)
         for r in (

@@ -1,0 +1,171 @@
+"""Helpers a kernel (or the embedded world) uses to record what it asked, got and ran.
+
+A run's manifest holds ``manifest["planner"] = {planner_input, planner_action, executed_plan,
+timeout_seconds_override}``; the archive reader reads these back, so that recorded decisions feed
+the next dataset. Timestamps are RFC3339 UTC with milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from swarm_planner.core.action_space import NA, ActionSpace, JointAction
+from swarm_planner.core.contracts import (
+    EXECUTED_PLAN_V1,
+    PLANNER_ACTION_V1,
+    PLANNER_INPUT_V1,
+    ExecutedPlan,
+    History,
+    Issue,
+    ManifestPlannerRecord,
+    ModelRef,
+    PlannerAction,
+    PlannerInput,
+    RunSummary,
+    SystemState,
+    UniverseDefaults,
+    budgets_of,
+    dump,
+)
+
+
+def rfc3339_from_ms(ms: int) -> str:
+    """``2025-01-06T09:30:00.250Z`` for epoch milliseconds."""
+    moment = datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def ms_from_rfc3339(text: str) -> int:
+    """Epoch milliseconds of an RFC3339 timestamp (``Z`` or an offset; naive means UTC)."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(round(moment.timestamp() * 1000))
+
+
+def now_rfc3339() -> str:
+    return rfc3339_from_ms(int(datetime.now(tz=timezone.utc).timestamp() * 1000))
+
+
+def build_planner_input(
+    *,
+    universe_id: str,
+    job_type: str,
+    issue: Issue,
+    history: list[RunSummary] | tuple[RunSummary, ...] = (),
+    action_space: ActionSpace | None = None,
+    universe_defaults: UniverseDefaults | None = None,
+    system_state: SystemState | None = None,
+    created_at: str | None = None,
+) -> PlannerInput:
+    """A planner_input.v1 from its parts (defaults: the default action space, now)."""
+    return PlannerInput(
+        schema_version=PLANNER_INPUT_V1,
+        created_at=created_at or now_rfc3339(),
+        universe_id=universe_id,
+        job_type=job_type,
+        universe_defaults=universe_defaults or UniverseDefaults(),
+        issue=issue,
+        history=History(tuple(history)),
+        action_space=action_space or ActionSpace(),
+        system_state=system_state,
+    )
+
+
+def planner_action_for(
+    action: JointAction,
+    *,
+    created_at: str | None = None,
+    probs: dict[str, dict[str, float]] | None = None,
+    confidence: float | None = None,
+    abstain_to_default: bool | None = None,
+    reason: str | None = None,
+    model: ModelRef | None = None,
+    input_hash: str | None = None,
+    label_source: str | None = None,
+) -> PlannerAction:
+    """A planner_action.v1 for a joint action."""
+    return PlannerAction(
+        schema_version=PLANNER_ACTION_V1,
+        created_at=created_at or now_rfc3339(),
+        swarm_id=action.swarm_id,
+        budgets=budgets_of(action),
+        probs=probs,
+        confidence=confidence,
+        abstain_to_default=abstain_to_default,
+        reason=reason,
+        model=model,
+        input_hash=input_hash,
+        label_source=label_source,
+    )
+
+
+def executed_plan_for(
+    *,
+    swarm_id: str,
+    candidates: int | None,
+    timeout_seconds: int | None,
+    iterations: int | None,
+    fallback_applied: bool = False,
+    fallback_reason: str | None = None,
+) -> ExecutedPlan:
+    """An executed_plan.v1 from the raw numbers the kernel ran with."""
+    return ExecutedPlan(
+        schema_version=EXECUTED_PLAN_V1,
+        swarm_id_executed=swarm_id,
+        max_candidates_executed=candidates,
+        timeout_seconds_executed=timeout_seconds,
+        max_iterations_executed=iterations,
+        fallback_applied=fallback_applied,
+        fallback_reason=fallback_reason,
+    )
+
+
+def executed_plan_from_action(
+    action: JointAction,
+    *,
+    fallback_applied: bool = False,
+    fallback_reason: str | None = None,
+) -> ExecutedPlan:
+    """What a kernel runs for a binned action: minutes → seconds, ``NA`` → no cap (null)."""
+
+    def raw(value: int | str) -> int | None:
+        return None if value == NA else int(value)
+
+    minutes = raw(action.max_minutes_bin)
+    return executed_plan_for(
+        swarm_id=action.swarm_id,
+        candidates=raw(action.max_candidates_bin),
+        timeout_seconds=None if minutes is None else minutes * 60,
+        iterations=raw(action.max_iterations_bin),
+        fallback_applied=fallback_applied,
+        fallback_reason=fallback_reason,
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_in_manifest(manifest_path: Path, record: ManifestPlannerRecord) -> None:
+    """Store ``record`` as ``manifest["planner"]``, keeping every other manifest key."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{manifest_path}: a manifest is a JSON object")
+    manifest["planner"] = dump(record)
+    write_json_atomic(manifest_path, manifest)

@@ -100,11 +100,9 @@ def _proof(
         }
         for name, passed, score in outcome.gates
     }
-    status = outcome.status
-    if status == "success" and rng.random() < 0.05:
-        status_text = "partial"  # the kernel's word for "passed with warnings"
-    else:
-        status_text = status
+    # "partial" is the kernel's word for "passed with warnings".
+    partial = outcome.status == "success" and rng.random() < 0.05
+    status_text = "partial" if partial else outcome.status
     return {
         "workcell_id": workcell,
         "status": status_text,

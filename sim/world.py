@@ -190,7 +190,7 @@ class World:
             status=status,
             gates=gates,
             fail_codes=codes,
-            duration_ms=int(round(minutes * 60_000)),
+            duration_ms=round(minutes * 60_000),
             cost_usd=round(spent * COST_PER_CANDIDATE_MINUTE, 4),
             tokens_in=int(spent * TOKENS_PER_MINUTE),
             tokens_out=int(spent * TOKENS_PER_MINUTE / 12),

@@ -368,6 +368,25 @@ class ActionSpace:
             raise InvalidActionError(f"action {action.text} is not in the action space")
         return index
 
+    def nearest_valid(self, action: JointAction, job_type: str) -> JointAction | None:
+        """``action`` if valid, else the valid action of the same swarm that changes the fewest
+        bins (ties: canonical order); None when the swarm has no valid action at all.
+
+        Rule-driven, so it repairs what any rule set breaks (a serial run recorded with two
+        candidates becomes one candidate; a code job's iteration cap becomes NA).
+        """
+        if self.is_valid(action, job_type):
+            return action
+        best: JointAction | None = None
+        best_changes = 4
+        for other in self.valid_actions(job_type):
+            if other.swarm_id != action.swarm_id:
+                continue
+            changes = sum(a != b for a, b in zip(_bins_of(other), _bins_of(action), strict=True))
+            if changes < best_changes:
+                best, best_changes = other, changes
+        return best
+
     def nearest_action(
         self,
         swarm_id: str,

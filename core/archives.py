@@ -35,6 +35,7 @@ from swarm_planner.core.contracts import (
     PlannerInput,
     RunSummary,
     Runtime,
+    SystemState,
     UniverseDefaults,
     domain_of,
     load,
@@ -105,7 +106,7 @@ class ArchivedRun:
     outcome_source: str
     action_source: str
     executed_plan: ExecutedPlan | None = None
-    recorded_input: PlannerInput | None = None
+    system_state: SystemState | None = None
     timeout_seconds_override: int | None = None
 
 
@@ -366,7 +367,8 @@ def read_run(directory: Path) -> ArchivedRun:
         plan, recorded, override = _planner_section(manifest, "manifest.json")
     action, action_source = _action(manifest, plan, "manifest.json")
     summary = attrs.evolve(summary, action_executed=action)
-    return ArchivedRun(summary, str(directory), source, action_source, plan, recorded, override)
+    state = None if recorded is None else recorded.system_state
+    return ArchivedRun(summary, str(directory), source, action_source, plan, state, override)
 
 
 # -- issues and universe ------------------------------------------------------------------------

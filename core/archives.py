@@ -162,7 +162,7 @@ def _read_json(path: Path) -> Any:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _SkipRun(
-            f"malformed JSON: {path.name}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"malformed JSON: {path.name}: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
     if not isinstance(data, dict):
         raise _SkipRun(
@@ -416,11 +416,12 @@ def read_issues(path: Path, report: ReadReport, *, strict: bool = False) -> dict
                 try:
                     raw = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise _SkipRun(f"malformed JSON: {exc.msg} at column {exc.colno}") from exc
+                    raise _SkipRun(f"malformed JSON: {exc.msg} (column {exc.colno})") from exc
                 if not isinstance(raw, dict):
                     raise _SkipRun("malformed JSON: expected an object")
-                fields = _coerce_issue_line(raw, report.coercions)
-                with recording_coercions(report.coercions):
+                line_log = CoercionLog()
+                fields = _coerce_issue_line(raw, line_log)
+                with recording_coercions(line_log):
                     issue = load(fields, Issue, source=where)
             except ContractError as exc:
                 _skip(report, where, f"bad field: {exc.problems[0]}", strict)
@@ -428,6 +429,7 @@ def read_issues(path: Path, report: ReadReport, *, strict: bool = False) -> dict
             except _SkipRun as exc:
                 _skip(report, where, str(exc), strict)
                 continue
+            report.coercions.counts.update(line_log.counts)  # only lines that were kept count
             if issue.issue_id in issues:
                 report.coercions.add("issues.jsonl: duplicate id, last line wins")
             issues[issue.issue_id] = issue

@@ -1,0 +1,290 @@
+"""Every archive rule of CONTRACTS.md, on small hand-written kernel roots."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarm_planner.core.archives import ArchiveError, read_root, read_run
+from swarm_planner.core.contracts import ActionExecuted, Gate
+
+START = "2025-03-01T12:00:00Z"
+START_MS = 1740830400000
+
+
+def manifest(**extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "workcell_id": "wc-manifest",
+        "job_type": "code",
+        "issue": {"id": "7", "tags": ["api", "auth"]},
+        "speculate_mode": False,
+        "control": {"speculate_parallelism": 1},
+    }
+    doc.update(extra)
+    return doc
+
+
+def proof(**extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "workcell_id": "wc-proof",
+        "status": "success",
+        "metadata": {
+            "started_at": START,
+            "completed_at": "2025-03-01T12:10:00Z",
+            "duration_ms": 600000,
+            "cost_usd": 0.42,
+            "tokens_used": 12000,
+        },
+        "verification": {
+            "all_passed": True,
+            "gates": {"pytest": {"passed": True, "score": 1.0, "fail_codes": []}},
+            "blocking_failures": [],
+        },
+    }
+    doc.update(extra)
+    return doc
+
+
+def write_run(root: Path, name: str, files: dict[str, Any]) -> Path:
+    directory = root / ".cyntra" / "archives" / name
+    directory.mkdir(parents=True, exist_ok=True)
+    for filename, content in files.items():
+        text = content if isinstance(content, str) else json.dumps(content)
+        (directory / filename).write_text(text)
+    return directory
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    (tmp_path / ".cyntra" / "archives").mkdir(parents=True)
+    return tmp_path
+
+
+def test_manifest_and_proof_give_the_contracted_summary(root: Path) -> None:
+    run = read_run(write_run(root, "wc-dir", {"manifest.json": manifest(), "proof.json": proof()}))
+    s = run.summary
+    assert (s.run_id, s.started_ms, s.job_type, s.domain) == ("wc-proof", START_MS, "code", "code")
+    assert (s.tags, s.issue_id, s.cost_usd_est, s.tokens_in) == (("api", "auth"), "7", 0.42, 12000)
+    assert s.runtime.duration_ms == 600000
+    assert s.outcome.status == "success"
+    assert s.outcome.gates == (Gate("pytest", True, 1.0),)
+    assert (run.outcome_source, run.action_source) == ("proof", "legacy")
+
+
+def test_run_id_falls_back_from_proof_to_manifest_to_directory(root: Path) -> None:
+    p = proof()
+    del p["workcell_id"]
+    assert read_run(write_run(root, "a", {"manifest.json": manifest(), "proof.json": p})).summary.run_id == "wc-manifest"
+    m = manifest()
+    del m["workcell_id"]
+    assert read_run(write_run(root, "wc-dir-name", {"manifest.json": m, "proof.json": p})).summary.run_id == "wc-dir-name"
+
+
+def test_started_falls_back_to_completed_then_directory_mtime(root: Path) -> None:
+    p = proof()
+    del p["metadata"]["started_at"]
+    run = read_run(write_run(root, "a", {"manifest.json": manifest(), "proof.json": p}))
+    assert run.summary.started_ms == START_MS + 600000
+    del p["metadata"]["completed_at"]
+    directory = write_run(root, "b", {"manifest.json": manifest(), "proof.json": p})
+    os.utime(directory, (1700000000.5, 1700000000.5))
+    assert read_run(directory).summary.started_ms == 1700000000500
+
+
+@pytest.mark.parametrize(
+    ("status", "all_passed", "expected"),
+    [
+        ("timeout", False, "timeout"),
+        ("timeout", True, "timeout"),
+        ("success", True, "success"),
+        ("partial", True, "success"),
+        ("success", False, "failed"),
+        ("partial", False, "failed"),
+        ("failed", True, "failed"),
+    ],
+)
+def test_status_mapping(root: Path, status: str, all_passed: bool, expected: str) -> None:
+    p = proof(status=status)
+    p["verification"]["all_passed"] = all_passed
+    run = read_run(write_run(root, "a", {"manifest.json": manifest(), "proof.json": p}))
+    assert run.summary.outcome.status == expected
+
+
+def test_fail_codes_are_gate_codes_then_blocking_failures_without_repeats(root: Path) -> None:
+    p = proof(status="failed")
+    p["verification"] = {
+        "all_passed": False,
+        "gates": {
+            "pytest": {"passed": False, "score": 0.2, "fail_codes": ["pytest_failed", "fixture_error"]},
+            "mypy": {"passed": False, "score": None, "fail_codes": ["type_error", "pytest_failed"]},
+            "ruff": {"passed": True, "score": 1, "fail_codes": []},
+        },
+        "blocking_failures": ["gate_failed", "type_error"],
+    }
+    run = read_run(write_run(root, "a", {"manifest.json": manifest(), "proof.json": p}))
+    assert run.summary.outcome.fail_codes == ("pytest_failed", "fixture_error", "type_error", "gate_failed")
+    assert run.summary.outcome.gates == (
+        Gate("pytest", False, 0.2),
+        Gate("mypy", False, None),
+        Gate("ruff", True, 1.0),
+    )
+
+
+def test_job_type_defaults_to_code_and_domain_follows_tags(root: Path) -> None:
+    m = manifest(issue={"id": "8", "tags": ["asset:tree"]})
+    del m["job_type"]
+    run = read_run(write_run(root, "a", {"manifest.json": m, "proof.json": proof()}))
+    assert (run.summary.job_type, run.summary.domain) == ("code", "fab_asset")
+    m = manifest(job_type="fab-world")
+    assert read_run(write_run(root, "b", {"manifest.json": m, "proof.json": proof()})).summary.domain == "fab_world"
+
+
+def test_executed_plan_gives_the_action_with_minutes_from_the_timeout(root: Path) -> None:
+    plan = {
+        "schema_version": "cyntra.executed_plan.v1",
+        "swarm_id_executed": "speculate_vote",
+        "max_candidates_executed": 2,
+        "timeout_seconds_executed": 2700,
+        "max_iterations_executed": None,
+        "fallback_applied": False,
+        "fallback_reason": None,
+    }
+    m = manifest(planner={"executed_plan": plan, "timeout_seconds_override": 2700})
+    run = read_run(write_run(root, "a", {"manifest.json": m, "proof.json": proof()}))
+    assert run.summary.action_executed == ActionExecuted("speculate_vote", 2, 45, None)
+    assert (run.action_source, run.timeout_seconds_override) == ("executed_plan", 2700)
+
+
+def test_legacy_action_from_speculate_mode_and_parallelism(root: Path) -> None:
+    m = manifest(speculate_mode=True, control={"speculate_parallelism": 3})
+    run = read_run(write_run(root, "a", {"manifest.json": m, "proof.json": proof()}))
+    assert run.summary.action_executed == ActionExecuted("speculate_vote", 3, None, None)
+    run = read_run(write_run(root, "b", {"manifest.json": manifest(), "proof.json": proof()}))
+    assert run.summary.action_executed == ActionExecuted("serial_handoff", 1, None, None)
+
+
+def test_a_v1_rollout_is_read_instead_of_the_proof(root: Path) -> None:
+    rollout = {
+        "schema_version": "cyntra.rollout.v1",
+        "workcell_id": "wc-rollout",
+        "job_type": "fab-world",
+        "issue_id": "9",
+        "metadata": {"started_at": START},
+        "scores": {"duration_ms": 1000, "cost_usd": 2},
+        "outcomes": {"verification": {"all_passed": False, "blocking_failures": ["render_mismatch"]}},
+    }
+    run = read_run(write_run(root, "a", {"rollout.json": rollout, "manifest.json": manifest()}))
+    s = run.summary
+    assert (s.run_id, s.job_type, s.issue_id, s.started_ms) == ("wc-rollout", "fab-world", "9", START_MS)
+    assert (s.outcome.status, s.outcome.fail_codes, s.cost_usd_est) == ("failed", ("render_mismatch",), 2.0)
+    assert run.outcome_source == "rollout"
+
+
+def test_a_rollout_of_another_version_falls_back_to_manifest_and_proof(root: Path) -> None:
+    files = {"rollout.json": {"schema_version": "cyntra.rollout.v0"}, "manifest.json": manifest(), "proof.json": proof()}
+    assert read_run(write_run(root, "a", files)).outcome_source == "proof"
+
+
+def test_bad_runs_are_skipped_with_exact_reasons_and_the_rest_are_read(root: Path) -> None:
+    write_run(root, "a-good", {"manifest.json": manifest(), "proof.json": proof()})
+    write_run(root, "truncated", {"manifest.json": manifest(), "proof.json": json.dumps(proof())[:40]})
+    write_run(root, "no-proof", {"manifest.json": manifest()})
+    write_run(root, "unknown-status", {"manifest.json": manifest(), "proof.json": proof(status="exploded", workcell_id="x1")})
+    write_run(root, "bad-duration", {"manifest.json": manifest(), "proof.json": proof(workcell_id="x2", metadata={"duration_ms": "ten"})})
+    write_run(root, "not-object", {"manifest.json": "[1, 2]", "proof.json": proof(workcell_id="x3")})
+    write_run(root, "empty", {})
+    write_run(root, "z-dup", {"manifest.json": manifest(), "proof.json": proof()})
+    kernel = read_root(root)
+    assert [r.summary.run_id for r in kernel.runs] == ["wc-proof"]
+    reasons = {Path(s.path).name: s.reason for s in kernel.report.skipped}
+    assert reasons == {
+        "truncated": "malformed JSON: proof.json: Unterminated string starting at (line 1, column 39)",
+        "no-proof": "missing proof: manifest.json without proof.json",
+        "unknown-status": "unknown status: proof.json: status: 'exploded' is not one of success|partial|failed|timeout",
+        "bad-duration": "bad field: proof.json: metadata.duration_ms: expected int, got 'ten'",
+        "not-object": "malformed JSON: manifest.json: expected an object, got list",
+        "empty": "missing manifest: no manifest.json and no cyntra.rollout.v1 rollout",
+        "z-dup": f"duplicate run_id: also in {root / '.cyntra' / 'archives' / 'a-good'}",
+    }
+    assert kernel.report.runs_read == 1
+    assert kernel.report.skip_counts() == {
+        "bad field": 1,
+        "duplicate run_id": 1,
+        "malformed JSON": 2,
+        "missing manifest": 1,
+        "missing proof": 1,
+        "unknown status": 1,
+    }
+
+
+def test_strict_mode_fails_on_the_first_problem_naming_the_path(root: Path) -> None:
+    write_run(root, "no-proof", {"manifest.json": manifest()})
+    with pytest.raises(ArchiveError, match=r"no-proof: missing proof"):
+        read_root(root, strict=True)
+
+
+def test_a_bad_executed_plan_is_a_skip_naming_the_field(root: Path) -> None:
+    plan = {"schema_version": "cyntra.executed_plan.v1", "swarm_id_executed": "serial_handoff",
+            "max_candidates_executed": 0, "timeout_seconds_executed": 60, "max_iterations_executed": None}
+    write_run(root, "a", {"manifest.json": manifest(planner={"executed_plan": plan}), "proof.json": proof()})
+    (skip,) = read_root(root).report.skipped
+    assert skip.reason == "bad field: manifest.json: planner.executed_plan.max_candidates_executed: 0 is below 1"
+
+
+def test_issues_file_dirt_is_coerced_and_counted_and_bad_lines_are_skipped(root: Path) -> None:
+    beads = root / ".beads"
+    beads.mkdir()
+    lines = [
+        json.dumps({"id": "1", "title": "a", "dk_risk": "high", "dk_size": "S", "dk_priority": "P1", "dk_attempts": "3", "tags": ["x"], "status": "open"}),
+        json.dumps({"id": "2", "dk_risk": "huge"}),
+        "{not json",
+        json.dumps({"title": "no id"}),
+        json.dumps({"id": "3", "dk_attempts": "many"}),
+        "",
+        json.dumps({"id": "1", "dk_risk": "low", "dk_size": "S", "dk_priority": "P1"}),
+    ]
+    (beads / "issues.jsonl").write_text("\n".join(lines) + "\n")
+    kernel = read_root(root)
+    assert sorted(kernel.issues) == ["1", "2"]
+    assert kernel.issues["1"].dk_risk == "low"  # the later line wins
+    assert kernel.issues["2"].dk_risk == "medium"
+    assert kernel.report.coercions.counts == {
+        "issues.jsonl dk_attempts: string -> int": 1,
+        "issues.jsonl dk_risk: unknown -> medium": 1,
+        "issues.jsonl dk_priority: missing -> P2": 1,
+        "issues.jsonl dk_size: missing -> M": 1,
+        "issues.jsonl: duplicate id, last line wins": 1,
+    }
+    reasons = [(Path(s.path).name, s.reason) for s in kernel.report.skipped]
+    assert reasons == [
+        ("issues.jsonl:3", "malformed JSON: Expecting property name enclosed in double quotes (column 2)"),
+        ("issues.jsonl:4", "bad field: id: expected a string, got None"),
+        ("issues.jsonl:5", "bad field: dk_attempts: expected an integer, got 'many' (str)"),
+    ]
+
+
+def test_universe_defaults_and_swarm_catalog(root: Path) -> None:
+    folder = root / "universes" / "medica"
+    folder.mkdir(parents=True)
+    (folder / "universe.yaml").write_text("defaults: {swarm_id: speculate_vote, objective_id: realism}\n")
+    (folder / "swarms.yaml").write_text("swarms:\n  speculate_vote: {type: speculate}\n  serial_handoff: {type: serial}\n  tournament: {}\n")
+    universe = read_root(root).universe
+    assert universe.universe_id == "medica"
+    assert (universe.defaults.swarm_id, universe.defaults.objective_id) == ("speculate_vote", "realism")
+    assert universe.swarm_ids == ("serial_handoff", "speculate_vote", "tournament")
+    with pytest.raises(ArchiveError, match="no universe 'other'; found: medica"):
+        read_root(root, universe_id="other")
+
+
+def test_a_root_without_universes_uses_the_default_swarms(root: Path) -> None:
+    universe = read_root(root).universe
+    assert universe.swarm_ids == ("serial_handoff", "speculate_vote")
+
+
+def test_a_folder_that_is_not_a_kernel_root_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="no .cyntra/archives folder"):
+        read_root(tmp_path)

@@ -205,13 +205,14 @@ class ValidityRule:
             if isinstance(v, bool) or not isinstance(v, (str, int)):
                 raise ValueError(f"'if.{k}' is a string or an integer, got {v!r}")
             when.append((k, v))
-        then = tuple((k, Constraint.from_json(v)) for k, v in then_raw.items())
+        # Keys are kept sorted: JSON objects have no order, so neither do equal rules.
+        then = tuple(sorted((k, Constraint.from_json(v)) for k, v in then_raw.items()))
         if not then:
             raise ValueError("'then' names no constraint")
         for label in ("id", "description"):
             if label in raw and not isinstance(raw[label], str):
                 raise TypeError(f"'{label}' is a string, got {raw[label]!r}")
-        return cls(tuple(when), then, raw.get("id"), raw.get("description"))
+        return cls(tuple(sorted(when)), then, raw.get("id"), raw.get("description"))
 
 
 converter.register_structure_hook(ValidityRule, lambda raw, _: ValidityRule.from_json(raw))

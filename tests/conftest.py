@@ -61,3 +61,13 @@ def make_input() -> Callable[..., PlannerInput]:
         return load(data, PlannerInput)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def sim_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated kernel root shared by the data tests (read-only: never modify it)."""
+    from swarm_planner.sim.generate import SimConfig, simulate
+
+    root = tmp_path_factory.mktemp("sim") / "root"
+    simulate(root, SimConfig(runs=800, seed=3))
+    return root

@@ -78,10 +78,20 @@ def test_manifest_and_proof_give_the_contracted_summary(root: Path) -> None:
 def test_run_id_falls_back_from_proof_to_manifest_to_directory(root: Path) -> None:
     p = proof()
     del p["workcell_id"]
-    assert read_run(write_run(root, "a", {"manifest.json": manifest(), "proof.json": p})).summary.run_id == "wc-manifest"
+    assert (
+        read_run(
+            write_run(root, "a", {"manifest.json": manifest(), "proof.json": p})
+        ).summary.run_id
+        == "wc-manifest"
+    )
     m = manifest()
     del m["workcell_id"]
-    assert read_run(write_run(root, "wc-dir-name", {"manifest.json": m, "proof.json": p})).summary.run_id == "wc-dir-name"
+    assert (
+        read_run(
+            write_run(root, "wc-dir-name", {"manifest.json": m, "proof.json": p})
+        ).summary.run_id
+        == "wc-dir-name"
+    )
 
 
 def test_started_falls_back_to_completed_then_directory_mtime(root: Path) -> None:
@@ -119,14 +129,23 @@ def test_fail_codes_are_gate_codes_then_blocking_failures_without_repeats(root: 
     p["verification"] = {
         "all_passed": False,
         "gates": {
-            "pytest": {"passed": False, "score": 0.2, "fail_codes": ["pytest_failed", "fixture_error"]},
+            "pytest": {
+                "passed": False,
+                "score": 0.2,
+                "fail_codes": ["pytest_failed", "fixture_error"],
+            },
             "mypy": {"passed": False, "score": None, "fail_codes": ["type_error", "pytest_failed"]},
             "ruff": {"passed": True, "score": 1, "fail_codes": []},
         },
         "blocking_failures": ["gate_failed", "type_error"],
     }
     run = read_run(write_run(root, "a", {"manifest.json": manifest(), "proof.json": p}))
-    assert run.summary.outcome.fail_codes == ("pytest_failed", "fixture_error", "type_error", "gate_failed")
+    assert run.summary.outcome.fail_codes == (
+        "pytest_failed",
+        "fixture_error",
+        "type_error",
+        "gate_failed",
+    )
     assert run.summary.outcome.gates == (
         Gate("pytest", False, 0.2),
         Gate("mypy", False, None),
@@ -140,7 +159,10 @@ def test_job_type_defaults_to_code_and_domain_follows_tags(root: Path) -> None:
     run = read_run(write_run(root, "a", {"manifest.json": m, "proof.json": proof()}))
     assert (run.summary.job_type, run.summary.domain) == ("code", "fab_asset")
     m = manifest(job_type="fab-world")
-    assert read_run(write_run(root, "b", {"manifest.json": m, "proof.json": proof()})).summary.domain == "fab_world"
+    assert (
+        read_run(write_run(root, "b", {"manifest.json": m, "proof.json": proof()})).summary.domain
+        == "fab_world"
+    )
 
 
 def test_executed_plan_gives_the_action_with_minutes_from_the_timeout(root: Path) -> None:
@@ -175,27 +197,57 @@ def test_a_v1_rollout_is_read_instead_of_the_proof(root: Path) -> None:
         "issue_id": "9",
         "metadata": {"started_at": START},
         "scores": {"duration_ms": 1000, "cost_usd": 2},
-        "outcomes": {"verification": {"all_passed": False, "blocking_failures": ["render_mismatch"]}},
+        "outcomes": {
+            "verification": {"all_passed": False, "blocking_failures": ["render_mismatch"]}
+        },
     }
     run = read_run(write_run(root, "a", {"rollout.json": rollout, "manifest.json": manifest()}))
     s = run.summary
-    assert (s.run_id, s.job_type, s.issue_id, s.started_ms) == ("wc-rollout", "fab-world", "9", START_MS)
-    assert (s.outcome.status, s.outcome.fail_codes, s.cost_usd_est) == ("failed", ("render_mismatch",), 2.0)
+    assert (s.run_id, s.job_type, s.issue_id, s.started_ms) == (
+        "wc-rollout",
+        "fab-world",
+        "9",
+        START_MS,
+    )
+    assert (s.outcome.status, s.outcome.fail_codes, s.cost_usd_est) == (
+        "failed",
+        ("render_mismatch",),
+        2.0,
+    )
     assert run.outcome_source == "rollout"
 
 
 def test_a_rollout_of_another_version_falls_back_to_manifest_and_proof(root: Path) -> None:
-    files = {"rollout.json": {"schema_version": "cyntra.rollout.v0"}, "manifest.json": manifest(), "proof.json": proof()}
+    files = {
+        "rollout.json": {"schema_version": "cyntra.rollout.v0"},
+        "manifest.json": manifest(),
+        "proof.json": proof(),
+    }
     assert read_run(write_run(root, "a", files)).outcome_source == "proof"
 
 
 def test_bad_runs_are_skipped_with_exact_reasons_and_the_rest_are_read(root: Path) -> None:
     write_run(root, "a-good", {"manifest.json": manifest(), "proof.json": proof()})
-    write_run(root, "truncated", {"manifest.json": manifest(), "proof.json": json.dumps(proof())[:40]})
+    write_run(
+        root, "truncated", {"manifest.json": manifest(), "proof.json": json.dumps(proof())[:40]}
+    )
     write_run(root, "no-proof", {"manifest.json": manifest()})
-    write_run(root, "unknown-status", {"manifest.json": manifest(), "proof.json": proof(status="exploded", workcell_id="x1")})
-    write_run(root, "bad-duration", {"manifest.json": manifest(), "proof.json": proof(workcell_id="x2", metadata={"duration_ms": "ten"})})
-    write_run(root, "not-object", {"manifest.json": "[1, 2]", "proof.json": proof(workcell_id="x3")})
+    write_run(
+        root,
+        "unknown-status",
+        {"manifest.json": manifest(), "proof.json": proof(status="exploded", workcell_id="x1")},
+    )
+    write_run(
+        root,
+        "bad-duration",
+        {
+            "manifest.json": manifest(),
+            "proof.json": proof(workcell_id="x2", metadata={"duration_ms": "ten"}),
+        },
+    )
+    write_run(
+        root, "not-object", {"manifest.json": "[1, 2]", "proof.json": proof(workcell_id="x3")}
+    )
     write_run(root, "empty", {})
     write_run(root, "z-dup", {"manifest.json": manifest(), "proof.json": proof()})
     kernel = read_root(root)
@@ -228,18 +280,41 @@ def test_strict_mode_fails_on_the_first_problem_naming_the_path(root: Path) -> N
 
 
 def test_a_bad_executed_plan_is_a_skip_naming_the_field(root: Path) -> None:
-    plan = {"schema_version": "cyntra.executed_plan.v1", "swarm_id_executed": "serial_handoff",
-            "max_candidates_executed": 0, "timeout_seconds_executed": 60, "max_iterations_executed": None}
-    write_run(root, "a", {"manifest.json": manifest(planner={"executed_plan": plan}), "proof.json": proof()})
+    plan = {
+        "schema_version": "cyntra.executed_plan.v1",
+        "swarm_id_executed": "serial_handoff",
+        "max_candidates_executed": 0,
+        "timeout_seconds_executed": 60,
+        "max_iterations_executed": None,
+    }
+    write_run(
+        root,
+        "a",
+        {"manifest.json": manifest(planner={"executed_plan": plan}), "proof.json": proof()},
+    )
     (skip,) = read_root(root).report.skipped
-    assert skip.reason == "bad field: manifest.json: planner.executed_plan.max_candidates_executed: 0 is below 1"
+    assert (
+        skip.reason
+        == "bad field: manifest.json: planner.executed_plan.max_candidates_executed: 0 is below 1"
+    )
 
 
 def test_issues_file_dirt_is_coerced_and_counted_and_bad_lines_are_skipped(root: Path) -> None:
     beads = root / ".beads"
     beads.mkdir()
     lines = [
-        json.dumps({"id": "1", "title": "a", "dk_risk": "high", "dk_size": "S", "dk_priority": "P1", "dk_attempts": "3", "tags": ["x"], "status": "open"}),
+        json.dumps(
+            {
+                "id": "1",
+                "title": "a",
+                "dk_risk": "high",
+                "dk_size": "S",
+                "dk_priority": "P1",
+                "dk_attempts": "3",
+                "tags": ["x"],
+                "status": "open",
+            }
+        ),
         json.dumps({"id": "2", "dk_risk": "huge"}),
         "{not json",
         json.dumps({"title": "no id"}),
@@ -261,7 +336,10 @@ def test_issues_file_dirt_is_coerced_and_counted_and_bad_lines_are_skipped(root:
     }
     reasons = [(Path(s.path).name, s.reason) for s in kernel.report.skipped]
     assert reasons == [
-        ("issues.jsonl:3", "malformed JSON: Expecting property name enclosed in double quotes (column 2)"),
+        (
+            "issues.jsonl:3",
+            "malformed JSON: Expecting property name enclosed in double quotes (column 2)",
+        ),
         ("issues.jsonl:4", "bad field: id: expected a string, got None"),
         ("issues.jsonl:5", "bad field: dk_attempts: expected an integer, got 'many' (str)"),
     ]
@@ -270,11 +348,18 @@ def test_issues_file_dirt_is_coerced_and_counted_and_bad_lines_are_skipped(root:
 def test_universe_defaults_and_swarm_catalog(root: Path) -> None:
     folder = root / "universes" / "medica"
     folder.mkdir(parents=True)
-    (folder / "universe.yaml").write_text("defaults: {swarm_id: speculate_vote, objective_id: realism}\n")
-    (folder / "swarms.yaml").write_text("swarms:\n  speculate_vote: {type: speculate}\n  serial_handoff: {type: serial}\n  tournament: {}\n")
+    (folder / "universe.yaml").write_text(
+        "defaults: {swarm_id: speculate_vote, objective_id: realism}\n"
+    )
+    (folder / "swarms.yaml").write_text(
+        "swarms:\n  speculate_vote: {type: speculate}\n  serial_handoff: {type: serial}\n  tournament: {}\n"
+    )
     universe = read_root(root).universe
     assert universe.universe_id == "medica"
-    assert (universe.defaults.swarm_id, universe.defaults.objective_id) == ("speculate_vote", "realism")
+    assert (universe.defaults.swarm_id, universe.defaults.objective_id) == (
+        "speculate_vote",
+        "realism",
+    )
     assert universe.swarm_ids == ("serial_handoff", "speculate_vote", "tournament")
     with pytest.raises(ArchiveError, match="no universe 'other'; found: medica"):
         read_root(root, universe_id="other")

@@ -371,5 +371,5 @@ def test_a_root_without_universes_uses_the_default_swarms(root: Path) -> None:
 
 
 def test_a_folder_that_is_not_a_kernel_root_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ArchiveError, match="no .cyntra/archives folder"):
+    with pytest.raises(ArchiveError, match=r"no \.cyntra/archives folder"):
         read_root(tmp_path)

@@ -207,3 +207,26 @@ def test_action_distribution_checks_its_probabilities() -> None:
     assert dist.best() == (B, 0.75)
     assert dist.prob_of(C) == 0.0
     assert dist.as_joint_probs() == {"joint": {A.text: 0.25, B.text: 0.75}}
+
+
+def test_sim_executor_runs_the_world_that_wrote_the_archives(
+    host: PluginHost, make_input: MakeInput
+) -> None:
+    from swarm_planner.core.protocols import Executor
+    from swarm_planner.sim.world import World
+
+    executor = host.create("executor", "sim", {"seed": 3})
+    assert isinstance(executor, Executor)
+    planner_input = make_input(risk="high")
+    action = JointAction("speculate_vote", 2, 30, NA)
+    outcome = executor.run(planner_input, action)
+    truth = World(3).run_action(planner_input.issue, "code", action, attempt=2, salt="bench")
+    assert (outcome.verified, outcome.status, outcome.duration_ms, outcome.cost_usd) == (
+        truth.verified,
+        truth.status,
+        truth.duration_ms,
+        truth.cost_usd,
+    )
+    assert executor.run(planner_input, action) == outcome
+    with pytest.raises(InvalidActionError):
+        executor.run(planner_input, JointAction("serial_handoff", 2, 30, NA))

@@ -21,6 +21,7 @@ def test_list_plugins_json_is_a_sorted_list_of_objects() -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(r["kind"], r["name"]) for r in rows] == [
+        ("executor", "sim"),
         ("fallback", "heuristic"),
         ("policy", "heuristic"),
         ("sampler", "deterministic"),
@@ -37,7 +38,7 @@ def test_list_plugins_table_has_a_header_and_a_row_per_plugin() -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["kind", "name", "distribution", "version", "module"]
-    assert len(lines) == 2 + 5
+    assert len(lines) == 2 + 6
     assert lines[-1].split()[:3] == ["selector", "lexicographic", "swarm-planner"]
 
 

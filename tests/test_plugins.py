@@ -14,6 +14,7 @@ from swarm_planner.core.errors import DuplicatePluginError, PluginLoadError, Unk
 from swarm_planner.core.plugins import PluginHost, PluginLoadWarning, Provider
 
 BUILTINS = {
+    ("executor", "sim"),
     ("fallback", "heuristic"),
     ("policy", "heuristic"),
     ("sampler", "deterministic"),
@@ -89,6 +90,7 @@ def test_builtins_load_through_the_projects_own_entry_points(host: PluginHost) -
 def test_every_builtin_module_is_listed_in_the_entry_point_table(host: PluginHost) -> None:
     modules = {e.module for e in host.entries()}
     assert modules == {
+        "swarm_planner.plugins.executors.sim",
         "swarm_planner.plugins.fallbacks.heuristic",
         "swarm_planner.plugins.models.heuristic",
         "swarm_planner.plugins.samplers.deterministic",

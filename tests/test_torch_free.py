@@ -20,6 +20,7 @@ KERNEL_PATH_MODULES = [
     "swarm_planner.plugins.selectors.lexicographic",
     "swarm_planner.plugins.samplers.random_sampler",
     "swarm_planner.plugins.samplers.deterministic",
+    "swarm_planner.plugins.executors.sim",
     "swarm_planner.kernel_integration",
     "swarm_planner.cli.app",
 ]

@@ -77,6 +77,7 @@ def simulate_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="World seed: same seed, same root."),
     weeks: int = typer.Option(8, "--weeks", min=1, help="Weeks of timestamps the runs span."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier simulation in OUT."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write a synthetic kernel repo root (archives, issues, universe) from the embedded world."""
@@ -84,7 +85,8 @@ def simulate_cmd(
     from swarm_planner.sim.generate import SimConfig, simulate
 
     with progress_bar("simulate", enabled=not quiet) as progress:
-        summary = simulate(out, SimConfig(runs=issues, seed=seed, weeks=weeks), progress)
+        config = SimConfig(runs=issues, seed=seed, weeks=weeks)
+        summary = simulate(out, config, progress, replace=force)
     typer.echo(
         f"wrote {summary.runs} runs of {summary.issues} issues to {summary.root} "
         f"(outcomes: {summary.statuses})"

@@ -32,10 +32,10 @@ RISKS: tuple[str, ...] = ("low", "medium", "high", "critical")
 SIZES: tuple[str, ...] = ("XS", "S", "M", "L", "XL")
 STATUSES: tuple[str, ...] = ("success", "failed", "timeout")
 
-PLANNER_INPUT_V1 = "cyntra.planner_input.v1"
-PLANNER_ACTION_V1 = "cyntra.planner_action.v1"
-EXECUTED_PLAN_V1 = "cyntra.executed_plan.v1"
-RUN_SUMMARY_V1 = "cyntra.run_summary.v1"
+PLANNER_INPUT_V1: Literal["cyntra.planner_input.v1"] = "cyntra.planner_input.v1"
+PLANNER_ACTION_V1: Literal["cyntra.planner_action.v1"] = "cyntra.planner_action.v1"
+EXECUTED_PLAN_V1: Literal["cyntra.executed_plan.v1"] = "cyntra.executed_plan.v1"
+RUN_SUMMARY_V1: Literal["cyntra.run_summary.v1"] = "cyntra.run_summary.v1"
 
 
 def _check_rfc3339(value: str | None) -> str | None:

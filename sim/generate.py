@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -220,14 +221,26 @@ def _issue_line(state: _IssueState, rng: np.random.Generator, config: SimConfig)
     return line
 
 
-def simulate(out: Path, config: SimConfig, progress: Progress | None = None) -> SimSummary:
-    """Write a kernel repo root with ``config.runs`` archived runs under ``out``."""
+def simulate(
+    out: Path, config: SimConfig, progress: Progress | None = None, *, replace: bool = False
+) -> SimSummary:
+    """Write a kernel repo root with ``config.runs`` archived runs under ``out``.
+
+    ``replace`` first removes what a previous simulation wrote there (the archives, the issues
+    file and the ``sim`` universe) and nothing else.
+    """
     if config.runs < 1:
         raise ValueError(f"runs must be at least 1, got {config.runs}")
     out = Path(out)
     archives = out / ".cyntra" / "archives"
+    if replace:
+        shutil.rmtree(archives, ignore_errors=True)
+        shutil.rmtree(out / "universes" / UNIVERSE_ID, ignore_errors=True)
+        (out / ".beads" / "issues.jsonl").unlink(missing_ok=True)
     if archives.exists() and any(archives.iterdir()):
-        raise FileExistsError(f"{archives} already holds archives; simulate into an empty root")
+        raise FileExistsError(
+            f"{archives} already holds archives; simulate into an empty root (or --force)"
+        )
     archives.mkdir(parents=True, exist_ok=True)
     world = World(config.seed)
     rng = stable_rng("simulate", config.seed)

@@ -42,6 +42,10 @@ def test_simulate_refuses_a_root_that_already_has_archives(tmp_path: Path) -> No
     simulate(tmp_path, SimConfig(runs=5, seed=1))
     with pytest.raises(FileExistsError, match="already holds archives"):
         simulate(tmp_path, SimConfig(runs=5, seed=1))
+    (tmp_path / "keep.txt").write_text("mine")
+    simulate(tmp_path, SimConfig(runs=7, seed=1), replace=True)
+    assert len(list((tmp_path / ".cyntra" / "archives").iterdir())) == 7
+    assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
 def test_the_root_reads_back_completely_in_the_archive_format(sim_root: Path) -> None:

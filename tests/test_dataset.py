@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from kernel_fixtures import manifest, proof, write_run
 
 from swarm_planner.core.action_space import NA, ActionSpace, JointAction
 from swarm_planner.core.archives import read_root
@@ -227,8 +228,6 @@ def test_stats_count_every_table(sim_root: Path) -> None:
 
 
 def test_recorded_decisions_round_trip_through_the_manifest(tmp_path: Path) -> None:
-    from tests.test_archives import manifest, proof, write_run
-
     directory = write_run(tmp_path, "wc-1", {"manifest.json": manifest(), "proof.json": proof()})
     action = JointAction("speculate_vote", 2, 45, NA)
     planner_input = build_planner_input(

@@ -248,19 +248,33 @@ def _action(
     return ActionExecuted("serial_handoff", 1, None, None), "legacy"
 
 
-def _from_proof(
-    directory: Path, manifest: Mapping[str, Any], proof: Mapping[str, Any]
-) -> tuple[RunSummary, str]:
+def _identity(
+    directory: Path,
+    manifest: Mapping[str, Any],
+    doc: Mapping[str, Any],
+    file: str,
+    time_fields: tuple[str, ...],
+) -> tuple[str, int]:
+    """``run_id``: the document's workcell id → the manifest's → the directory name;
+    ``started_ms``: the first of ``time_fields`` present → the directory's mtime."""
     run_id = (
-        _typed(proof, "workcell_id", str, "proof.json")
+        _typed(doc, "workcell_id", str, file)
         or _typed(manifest, "workcell_id", str, "manifest.json")
         or directory.name
     )
-    started = _time_ms(proof, "metadata.started_at", "proof.json")
-    if started is None:
-        started = _time_ms(proof, "metadata.completed_at", "proof.json")
-    if started is None:
-        started = int(os.stat(directory).st_mtime * 1000)
+    for field in time_fields:
+        started = _time_ms(doc, field, file)
+        if started is not None:
+            return run_id, started
+    return run_id, int(os.stat(directory).st_mtime * 1000)
+
+
+def _from_proof(
+    directory: Path, manifest: Mapping[str, Any], proof: Mapping[str, Any]
+) -> tuple[RunSummary, str]:
+    run_id, started = _identity(
+        directory, manifest, proof, "proof.json", ("metadata.started_at", "metadata.completed_at")
+    )
     status_text = _typed(proof, "status", str, "proof.json")
     if status_text not in PROOF_STATUSES:
         raise _SkipRun(
@@ -313,14 +327,9 @@ def _from_rollout(
     directory: Path, manifest: Mapping[str, Any] | None, rollout: Mapping[str, Any]
 ) -> tuple[RunSummary, str]:
     manifest = manifest or {}
-    run_id = (
-        _typed(rollout, "workcell_id", str, "rollout.json")
-        or _typed(manifest, "workcell_id", str, "manifest.json")
-        or directory.name
+    run_id, started = _identity(
+        directory, manifest, rollout, "rollout.json", ("metadata.started_at",)
     )
-    started = _time_ms(rollout, "metadata.started_at", "rollout.json")
-    if started is None:
-        started = int(os.stat(directory).st_mtime * 1000)
     all_passed = _typed(rollout, "outcomes.verification.all_passed", bool, "rollout.json")
     codes = _str_list(rollout, "outcomes.verification.blocking_failures", "rollout.json")
     job_type = (

@@ -8,7 +8,7 @@ written once, here and in the kernel path, not once per model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -61,6 +61,70 @@ class ActionDistribution:
                 a.text: float(p) for a, p in zip(self.actions, self.probs, strict=True) if p > 0.0
             }
         }
+
+
+@attrs.frozen(eq=False)
+class Features:
+    """One encoded input: sparse feature ids with weights, and the validity mask of its job
+    type over every action tuple of its action space (``ActionSpace.all_actions()``)."""
+
+    ids: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float32]
+    mask: npt.NDArray[np.bool_]
+
+
+@attrs.frozen(eq=False)
+class FeatureBatch:
+    """Many encoded inputs in the flat form an embedding bag takes: input i owns
+    ``ids[offsets[i]:offsets[i + 1]]`` (``offsets`` has one more entry than inputs)."""
+
+    ids: npt.NDArray[np.int64]
+    offsets: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float32]
+    mask: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+    @classmethod
+    def stack(cls, features: Sequence[Features]) -> FeatureBatch:
+        lengths = [len(f.ids) for f in features]
+        offsets = np.zeros(len(features) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if not features:
+            raise ValueError("cannot stack zero inputs")
+        return cls(
+            np.concatenate([f.ids for f in features]).astype(np.int64),
+            offsets,
+            np.concatenate([f.weights for f in features]).astype(np.float32),
+            np.stack([f.mask for f in features]),
+        )
+
+    def take(self, rows: npt.NDArray[np.int64]) -> FeatureBatch:
+        """The sub-batch of ``rows`` (in that order)."""
+        return FeatureBatch.stack(
+            [
+                Features(
+                    self.ids[self.offsets[r] : self.offsets[r + 1]],
+                    self.weights[self.offsets[r] : self.offsets[r + 1]],
+                    self.mask[r],
+                )
+                for r in rows
+            ]
+        )
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns planner_inputs into sparse features over a fixed id space of ``n_features``."""
+
+    n_features: int
+
+    def config(self) -> dict[str, Any]: ...
+
+    def encode(self, planner_input: PlannerInput) -> Features: ...
+
+    def encode_batch(self, inputs: Sequence[PlannerInput]) -> FeatureBatch: ...
 
 
 @runtime_checkable

@@ -100,6 +100,19 @@ class FeatureBatch:
             np.stack([f.mask for f in features]),
         )
 
+    def padded(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``ids [B, L]`` and ``weights [B, L]`` padded with id 0 at weight 0: the dense form
+        that an embedding gather plus a weighted sum (and an ONNX graph) takes."""
+        lengths = np.diff(self.offsets)
+        width = max(1, int(lengths.max()) if len(lengths) else 1)
+        ids = np.zeros((len(self), width), dtype=np.int64)
+        weights = np.zeros((len(self), width), dtype=np.float32)
+        for r in range(len(self)):
+            start, end = self.offsets[r], self.offsets[r + 1]
+            ids[r, : end - start] = self.ids[start:end]
+            weights[r, : end - start] = self.weights[start:end]
+        return ids, weights
+
     def take(self, rows: npt.NDArray[np.int64]) -> FeatureBatch:
         """The sub-batch of ``rows`` (in that order)."""
         return FeatureBatch.stack(

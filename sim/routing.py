@@ -66,16 +66,26 @@ def route(issue: Issue, job_type: str, week: int, rng: np.random.Generator, drif
         swarm, candidates = "speculate_vote", 2
     else:
         swarm, candidates = "serial_handoff", 1
+    # Explicit overrides follow what operators see (urgent security work gets a second
+    # candidate; urgent big work gets two hours), plus a small share nobody can predict.
     speculate_override = False
-    if swarm == "serial_handoff" and issue.dk_priority == "P0" and rng.random() < 0.5:
+    sensitive = bool({"security", "auth"} & set(issue.tags))
+    if (
+        swarm == "serial_handoff"
+        and issue.dk_priority == "P0"
+        and (sensitive or rng.random() < 0.05)
+    ):
         swarm, candidates, speculate_override = "speculate_vote", 2, True
     toolchain = toolchain_for(issue, week, drift)
     timeout = TIMEOUT_SECONDS[toolchain]
     if toolchain == "codex" and week >= drift.codex_timeout_from_week:
         timeout = drift.codex_timeout_seconds
     override = None
-    if rng.random() < 0.04:
-        override = int(rng.choice([3600, 7200]))
+    if issue.dk_priority in ("P0", "P1") and issue.dk_size == "XL":
+        override = 7200
+    elif rng.random() < 0.015:
+        override = 3600
+    if override is not None:
         timeout = override
     iterations = None
     if job_type == "fab-world":

@@ -1,0 +1,87 @@
+"""The torch networks behind the ``mlp`` and ``joint`` policies (imported only when needed).
+
+Both share the trunk: an embedding gather with a weighted sum over the sparse ids (an
+embedding bag, written as Gather + Mul + ReduceSum so it exports to ONNX as is), then
+LayerNorm/ReLU layers. They differ in the head:
+
+- ``mlp``: four heads (swarm, candidates, minutes, iterations); the logit of a joint action is
+  the sum of its four head logits, so the masked softmax over joint actions is exactly the
+  product of the heads renormalised over *valid* tuples: hard masking at training and inference,
+  and decoding picks the best valid tuple, not the per-head argmaxes;
+- ``joint``: one logit per action tuple (the baseline that tells whether factorizing hurts).
+
+Invalid tuples get a large negative logit before the softmax, at training and at inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+MASKED = -1e9
+
+
+class PlannerNet(nn.Module):
+    def __init__(
+        self,
+        *,
+        kind: str,
+        n_features: int,
+        head_index: npt.NDArray[np.int64],
+        head_sizes: Sequence[int],
+        dim: int = 32,
+        hidden: Sequence[int] = (128, 64),
+    ) -> None:
+        super().__init__()
+        if kind not in ("mlp", "joint"):
+            raise ValueError(f"model kind {kind!r} is not one of mlp|joint")
+        self.kind = kind
+        self.embedding = nn.Embedding(n_features, dim)
+        nn.init.normal_(self.embedding.weight, std=0.05)
+        layers: list[nn.Module] = [nn.LayerNorm(dim)]
+        width = dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.LayerNorm(size)]
+            width = size
+        self.trunk = nn.Sequential(*layers)
+        n_actions = int(head_index.shape[0])
+        self.register_buffer("head_index", torch.as_tensor(head_index, dtype=torch.long))
+        if kind == "mlp":
+            self.heads = nn.ModuleList(nn.Linear(width, int(s)) for s in head_sizes)
+        else:
+            self.joint = nn.Linear(width, n_actions)
+
+    def logits(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Unmasked logits ``[B, A]`` over every action tuple."""
+        pooled = (self.embedding(ids) * weights.unsqueeze(-1)).sum(dim=1)
+        hidden = self.trunk(pooled)
+        if self.kind == "joint":
+            out: torch.Tensor = self.joint(hidden)
+            return out
+        total = torch.zeros(
+            (hidden.shape[0], self.head_index.shape[0]), dtype=hidden.dtype, device=hidden.device
+        )
+        for h, head in enumerate(self.heads):
+            total = total + head(hidden)[:, self.head_index[:, h]]
+        return total
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        weights: torch.Tensor,
+        mask: torch.Tensor,
+        temperature: torch.Tensor,
+    ) -> torch.Tensor:
+        """Probabilities ``[B, A]``: masked, temperature-scaled softmax (invalid tuples are 0)."""
+        scaled = self.logits(ids, weights) / temperature
+        masked = torch.where(mask, scaled, torch.full_like(scaled, MASKED))
+        return torch.softmax(masked, dim=-1)
+
+
+def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    masked = torch.where(mask, logits, torch.full_like(logits, MASKED))
+    return torch.log_softmax(masked, dim=-1)

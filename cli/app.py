@@ -176,6 +176,120 @@ def check_dataset_cmd(
         raise typer.Exit(1)
 
 
+@app.command("train")
+def train_cmd(
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (build-dataset output)."),
+    out: Path = typer.Option(..., "--out", help="Bundle folder to write."),
+    model: str = typer.Option("mlp", "--model", help="mlp (four masked heads) or joint."),
+    epochs: int = typer.Option(40, "--epochs", min=1, help="Most epochs (early stopping decides)."),
+    patience: int = typer.Option(4, "--patience", min=1, help="Epochs without improvement."),
+    lr: float = typer.Option(3e-3, "--lr", help="AdamW learning rate."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed", help="Same data and seed, same model."),
+    class_weights: bool = typer.Option(False, "--class-weights", help="Balance rare labels."),
+    n_history: int = typer.Option(16, "--n-history", min=0, help="History slots encoded."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics.json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train an mlp or joint policy, calibrate it, and write a bundle (needs the train extra)."""
+    from swarm_planner.cli.data_cmd import render_metrics_table
+    from swarm_planner.core.progress import progress_bar
+    from swarm_planner.plugins.encoders.compositional import CompositionalOptions
+    from swarm_planner.plugins.models.training import TrainConfig, train
+
+    if model not in ("mlp", "joint"):
+        raise typer.BadParameter(f"{model!r} is not one of mlp|joint", param_hint="--model")
+    config = TrainConfig(
+        model=model,  # type: ignore[arg-type]
+        max_epochs=epochs,
+        patience=patience,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        class_weights=class_weights,
+        encoder=CompositionalOptions(n_history=n_history),
+    )
+    with progress_bar(f"train {model}", enabled=not quiet) as progress:
+        result = train(dataset, out, config, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(result.metrics, indent=2))
+        return
+    m = result.metrics
+    test = m["splits"]["test"]
+    typer.echo(
+        f"bundle: {result.out}  ({m['training']['epochs_run']} epochs, best {m['training']['best_epoch']}, "
+        f"{result.seconds:.1f} s)"
+    )
+    cal = m["calibration"]
+    typer.echo(
+        f"temperature {cal['temperature']:.3f}; test ECE {cal['test_ece_before']:.4f} -> "
+        f"{cal['test_ece_after']:.4f}; val ECE {cal['val_ece_before']:.4f} -> {cal['val_ece_after']:.4f}"
+    )
+    typer.echo(f"test split ({test['model']['rows']} rows):")
+    typer.echo(render_metrics_table({model: test["model"], "heuristic": test["heuristic"]}))
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder."),
+    policy: list[str] = typer.Option(
+        ..., "--policy", help="A bundle folder or a policy name; repeat."
+    ),
+    split: str = typer.Option("test", "--split", help="train | val | test | all"),
+    plots: Path | None = typer.Option(
+        None, "--plots", help="Folder for reliability.png and coverage.png."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Score policies side by side on a dataset split; optionally draw the plots."""
+    from swarm_planner.cli.data_cmd import render_metrics_table
+    from swarm_planner.core.evaluation import evaluate, plot_coverage, plot_reliability
+
+    if split not in ("train", "val", "test", "all"):
+        raise typer.BadParameter(
+            f"{split!r} is not one of train|val|test|all", param_hint="--split"
+        )
+    result = evaluate(dataset, policy, split=split, host=_host())
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+        try:
+            plot_reliability(result.curves, plots / "reliability.png")
+            plot_coverage(result.metrics, plots / "coverage.png")
+        except ImportError:
+            typer.echo("plots skipped: install matplotlib (the plots or train extra)", err=True)
+    if as_json:
+        typer.echo(
+            json.dumps({"split": split, "rows": result.rows, "policies": result.metrics}, indent=2)
+        )
+    else:
+        typer.echo(f"split {split}: {result.rows} rows")
+        typer.echo(render_metrics_table(result.metrics))
+
+
+@app.command("ablate")
+def ablate_cmd(
+    dataset: Path = typer.Option(
+        ..., "--dataset", help="A dataset whose meta names its kernel root."
+    ),
+    n_similar: str = typer.Option("0,1,4,8,16", "--n-similar", help="History sizes to compare."),
+    model: str = typer.Option("mlp", "--model", help="mlp or joint."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Where the variants go (default: DATASET/ablate)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """The history-size ablation: rebuild the dataset for each N, train, score on test."""
+    from swarm_planner.cli.data_cmd import render_ablation
+    from swarm_planner.core.progress import progress_bar
+    from swarm_planner.plugins.models.ablation import ablate
+
+    sizes = [int(x) for x in n_similar.split(",") if x.strip()]
+    with progress_bar("ablate", enabled=not quiet) as progress:
+        table = ablate(dataset, sizes, model=model, out=out, progress=progress)
+    typer.echo(json.dumps(table, indent=2) if as_json else render_ablation(table))
+
+
 def main() -> None:
     """Console entry point: planner errors print as one clear message and exit 2."""
     try:

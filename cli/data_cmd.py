@@ -54,3 +54,57 @@ def render_build(meta: dict[str, Any]) -> str:
     for what, count in report["coercions"].items():
         lines.append(f"  coerced, {what}: {count}")
     return "\n".join(lines)
+
+
+def render_metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
+    """Policies side by side: one column each, one row per metric."""
+    names = list(metrics)
+    rows: list[tuple[str, list[str]]] = []
+
+    def add(label: str, fn: Any) -> None:
+        rows.append((label, [fn(metrics[n]) for n in names]))
+
+    add("exact match", lambda m: f"{m['exact_match']:.3f}")
+    for head in ("swarm", "candidates", "minutes", "iterations"):
+        add(f"  {head} accuracy", lambda m, h=head: f"{m['head_accuracy'][h]:.3f}")
+    add("NLL", lambda m: f"{m['nll']:.3f}")
+    add("ECE (15 bins)", lambda m: f"{m['ece']:.3f}")
+    add("Brier", lambda m: f"{m['brier']:.3f}")
+    add("predicted-action entropy (bits)", lambda m: f"{m['action_entropy_bits']:.2f}")
+    add("distinct actions predicted", lambda m: str(m["distinct_actions"]))
+    add(
+        "label actions >1% never predicted", lambda m: str(len(m["label_actions_over_1pct_missed"]))
+    )
+    for point in next(iter(metrics.values()))["coverage"]:
+        t = point["threshold"]
+        add(
+            f"coverage/accuracy @ {t:.1f}",
+            lambda m, t=t: next(
+                f"{p['coverage']:.2f}/{p['accuracy']:.3f}"
+                for p in m["coverage"]
+                if p["threshold"] == t
+            ),
+        )
+    width = max(len(label) for label, _ in rows)
+    cols = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
+    lines = [" " * width + "  " + "  ".join(n.rjust(c) for n, c in zip(names, cols, strict=True))]
+    for label, values in rows:
+        cells = "  ".join(v.rjust(c) for v, c in zip(values, cols, strict=True))
+        lines.append(f"{label.ljust(width)}  {cells}")
+    return "\n".join(lines)
+
+
+def render_ablation(table: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'N':>3}  {'exact':>6}  {'swarm':>6}  {'cand':>6}  {'min':>6}  {'iter':>6}  "
+        f"{'NLL':>6}  {'ECE':>6}  {'heur':>5}  {'train s':>7}"
+    ]
+    for row in table:
+        h = row["head_accuracy"]
+        lines.append(
+            f"{row['n_similar']:>3}  {row['exact_match']:>6.3f}  {h['swarm']:>6.3f}  "
+            f"{h['candidates']:>6.3f}  {h['minutes']:>6.3f}  {h['iterations']:>6.3f}  "
+            f"{row['nll']:>6.3f}  {row['ece']:>6.3f}  {row['heuristic_exact_match']:>5.3f}  "
+            f"{row['train_seconds']:>7.1f}"
+        )
+    return "\n".join(lines)

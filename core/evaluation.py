@@ -11,12 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
 from swarm_planner.core.action_space import ActionSpace
+from swarm_planner.core.bundle import open_bundle
 from swarm_planner.core.contracts import PlannerInput
-from swarm_planner.core.metrics import reliability_table
+from swarm_planner.core.dataset import DatasetError, iter_dataset
+from swarm_planner.core.metrics import reliability_table, score
+from swarm_planner.core.plugins import PluginHost, get_host
 from swarm_planner.core.protocols import Policy
 
 
@@ -30,6 +34,52 @@ def policy_probs(
         dist = policy.predict(planner_input)
         out[r, [index[a] for a in dist.actions]] = dist.probs
     return out
+
+
+def resolve_policy(spec: str, host: PluginHost | None = None) -> tuple[str, Policy]:
+    """A policy from a bundle folder (its type read from metadata.json) or a plugin name."""
+    host = host or get_host()
+    path = Path(spec)
+    if path.is_dir():
+        kind = open_bundle(path).get("model_type")
+        if not isinstance(kind, str):
+            raise DatasetError(f"{path / 'metadata.json'}: model_type: expected a policy name")
+        return f"{kind}:{path.name}", host.create("policy", kind, {"path": str(path)})
+    return spec, host.create("policy", spec)
+
+
+@attrs.frozen
+class Evaluation:
+    split: str
+    rows: int
+    metrics: dict[str, dict[str, Any]]
+    curves: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]]
+
+
+def evaluate(
+    dataset: Path | str,
+    specs: Sequence[str],
+    *,
+    split: str = "test",
+    host: PluginHost | None = None,
+) -> Evaluation:
+    """Score each policy on the rows of ``split``, side by side."""
+    rows = [r for r in iter_dataset(dataset) if split == "all" or r.split == split]
+    if not rows:
+        raise DatasetError(f"{dataset}: no rows in split {split!r}")
+    space = rows[0].planner_input.action_space
+    index = {a: i for i, a in enumerate(space.all_actions())}
+    targets = np.array([index[r.label_action.action] for r in rows], dtype=np.int64)
+    inputs = [r.planner_input for r in rows]
+    metrics: dict[str, dict[str, Any]] = {}
+    curves = {}
+    for spec in specs:
+        name, policy = resolve_policy(spec, host)
+        probs = policy_probs(policy, inputs, space)
+        metrics[name] = score(probs, targets, space).to_json()
+        predicted = probs.argmax(axis=1)
+        curves[name] = (probs[np.arange(len(rows)), predicted], predicted == targets)
+    return Evaluation(split, len(rows), metrics, curves)
 
 
 def plot_reliability(

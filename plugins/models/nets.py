@@ -48,12 +48,14 @@ class PlannerNet(nn.Module):
             layers += [nn.Linear(width, size), nn.ReLU(), nn.LayerNorm(size)]
             width = size
         self.trunk = nn.Sequential(*layers)
-        n_actions = int(head_index.shape[0])
-        self.register_buffer("head_index", torch.as_tensor(head_index, dtype=torch.long))
+        self.n_actions = int(head_index.shape[0])
+        self.head_columns = [
+            torch.as_tensor(head_index[:, h], dtype=torch.long) for h in range(head_index.shape[1])
+        ]
         if kind == "mlp":
             self.heads = nn.ModuleList(nn.Linear(width, int(s)) for s in head_sizes)
         else:
-            self.joint = nn.Linear(width, n_actions)
+            self.joint = nn.Linear(width, self.n_actions)
 
     def logits(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Unmasked logits ``[B, A]`` over every action tuple."""
@@ -62,11 +64,9 @@ class PlannerNet(nn.Module):
         if self.kind == "joint":
             out: torch.Tensor = self.joint(hidden)
             return out
-        total = torch.zeros(
-            (hidden.shape[0], self.head_index.shape[0]), dtype=hidden.dtype, device=hidden.device
-        )
-        for h, head in enumerate(self.heads):
-            total = total + head(hidden)[:, self.head_index[:, h]]
+        total = torch.zeros((hidden.shape[0], self.n_actions), dtype=hidden.dtype)
+        for columns, head in zip(self.head_columns, self.heads, strict=True):
+            total = total + head(hidden)[:, columns]
         return total
 
     def forward(

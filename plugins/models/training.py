@@ -200,7 +200,7 @@ def train(
                     "lower --lr or check the dataset for extreme values"
                 )
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             for name, param in net.named_parameters():
                 if param.grad is not None and not torch.isfinite(param.grad).all():
                     raise TrainingError(

@@ -1,0 +1,118 @@
+"""The ``mlp`` and ``joint`` policies: a trained bundle served with torch.
+
+The bundle's ``config.json`` rebuilds the exact encoder used in training (train/serve parity),
+``calibration.json`` gives the temperature, ``action_space.json`` the tuples the network
+answers over. Importing this module does not import torch; building a policy does (the
+kernel path serves the exported ONNX model instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from swarm_planner import hookimpl
+from swarm_planner.core.action_space import HEADS, ActionSpace
+from swarm_planner.core.bundle import BundleError, open_bundle, read_json
+from swarm_planner.core.contracts import PlannerInput, load
+from swarm_planner.core.errors import InvalidActionError
+from swarm_planner.core.hookspecs import Register
+from swarm_planner.core.metrics import head_index
+from swarm_planner.core.protocols import ActionDistribution, FeatureBatch
+from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions
+
+REQUIRED_FILES = ("model.pt", "config.json", "action_space.json", "calibration.json")
+
+
+@attrs.frozen
+class BundleOptions:
+    """Where the bundle is (``planner.model.path`` in the kernel config)."""
+
+    path: str
+
+
+def load_encoder(config: dict[str, Any], source: str) -> CompositionalEncoder:
+    """The encoder a bundle's ``config.json`` describes."""
+    encoder = config.get("encoder") or {}
+    if encoder.get("name") != "compositional":
+        raise BundleError(f"{source}: encoder.name {encoder.get('name')!r} is not 'compositional'")
+    return CompositionalEncoder(
+        load(encoder.get("options", {}), CompositionalOptions, source=source)
+    )
+
+
+class TorchPolicy:
+    """Serves a trained ``mlp`` or ``joint`` bundle with torch."""
+
+    def __init__(self, path: Path | str, expected_type: str | None = None) -> None:
+        import torch
+
+        from swarm_planner.plugins.models.nets import PlannerNet
+
+        self.path = Path(path)
+        self.metadata = open_bundle(self.path, required=REQUIRED_FILES)
+        config = read_json(self.path, "config.json")
+        model = config["model"]
+        if expected_type is not None and model["type"] != expected_type:
+            raise BundleError(
+                f"{self.path}: holds a {model['type']!r} model, not {expected_type!r} "
+                f"(set planner.model.type: {model['type']})"
+            )
+        self.model_type = str(model["type"])
+        self.encoder = load_encoder(config, str(self.path / "config.json"))
+        self.space = load(read_json(self.path, "action_space.json"), ActionSpace)
+        self.temperature = float(read_json(self.path, "calibration.json")["temperature"])
+        self.net = PlannerNet(
+            kind=model["type"],
+            n_features=int(model["n_features"]),
+            head_index=head_index(self.space),
+            head_sizes=[len(self.space.head_bins(h)) for h in HEADS],
+            dim=int(model["dim"]),
+            hidden=tuple(model["hidden"]),
+        )
+        self.net.load_state_dict(torch.load(self.path / "model.pt", weights_only=True))
+        self.net.eval()
+        self._torch = torch
+
+    def probs(self, batch: FeatureBatch) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Calibrated probabilities ``[B, A]`` over every action tuple (0 on invalid ones)."""
+        torch = self._torch
+        ids, weights = batch.padded()
+        with torch.no_grad():
+            out = self.net(
+                torch.as_tensor(ids),
+                torch.as_tensor(weights),
+                torch.as_tensor(batch.mask),
+                torch.tensor(self.temperature),
+            )
+        result: np.ndarray[Any, np.dtype[np.float64]] = out.double().numpy()
+        return result
+
+    def predict(self, planner_input: PlannerInput) -> ActionDistribution:
+        if planner_input.action_space != self.space:
+            raise InvalidActionError(
+                f"the input's action space differs from the one {self.path} was trained on; "
+                "retrain on data with this action space"
+            )
+        features = self.encoder.encode(planner_input)
+        probs = self.probs(FeatureBatch.stack([features]))[0]
+        valid = features.mask
+        actions = tuple(a for a, ok in zip(self.space.all_actions(), valid, strict=True) if ok)
+        kept = probs[valid]
+        return ActionDistribution(actions, kept / kept.sum())
+
+
+def _factory(kind: str) -> Any:
+    def build(options: BundleOptions) -> TorchPolicy:
+        return TorchPolicy(options.path, expected_type=kind)
+
+    return build
+
+
+@hookimpl
+def register_policies(register: Register) -> None:
+    register("mlp", _factory("mlp"), options=BundleOptions)
+    register("joint", _factory("joint"), options=BundleOptions)

@@ -1,0 +1,128 @@
+"""The compositional encoder: fixed id space, deterministic, order-invariant, restart-stable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+
+import attrs
+import numpy as np
+import pytest
+
+from swarm_planner.core.contracts import History, PlannerInput, dump
+from swarm_planner.core.errors import ConfigError
+from swarm_planner.core.plugins import PluginHost
+from swarm_planner.core.protocols import Encoder, FeatureBatch
+from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions
+
+MakeInput = Callable[..., PlannerInput]
+
+
+def test_it_is_a_registered_encoder_with_strict_options(host: PluginHost) -> None:
+    encoder = host.create("encoder", "compositional", {"n_history": 4, "pair_buckets": 512})
+    assert isinstance(encoder, Encoder)
+    assert encoder.options.n_history == 4
+    with pytest.raises(ConfigError, match="pair_bukets: unknown key"):
+        host.create("encoder", "compositional", {"pair_bukets": 512}, path="encoder.options")
+
+
+def test_ids_fall_in_the_fixed_id_space_and_the_mask_is_the_job_types(
+    make_input: MakeInput,
+) -> None:
+    encoder = CompositionalEncoder()
+    planner_input = make_input(job_type="fab-world")
+    features = encoder.encode(planner_input)
+    assert features.ids.dtype == np.int64 and features.weights.dtype == np.float32
+    assert features.ids.min() >= 0 and features.ids.max() < encoder.n_features
+    assert list(features.ids) == sorted(set(features.ids))
+    assert np.array_equal(features.mask, planner_input.action_space.joint_mask("fab-world"))
+    assert features.mask.sum() == 120
+
+
+def test_encoding_is_deterministic_and_set_order_does_not_matter(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    a = make_input(tags=["api", "auth", "db"], keywords=["token", "race"])
+    b = make_input(tags=["db", "api", "auth"], keywords=["race", "token"])
+    fa, fb = encoder.encode(a), encoder.encode(b)
+    assert np.array_equal(fa.ids, fb.ids) and np.array_equal(fa.weights, fb.weights)
+    again = CompositionalEncoder().encode(a)
+    assert np.array_equal(fa.ids, again.ids)
+
+
+def test_facts_change_the_features(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    base = encoder.encode(make_input(risk="low"))
+    assert not np.array_equal(base.ids, encoder.encode(make_input(risk="critical")).ids)
+    assert not np.array_equal(
+        base.ids, encoder.encode(make_input(risk="low", tags=["new-tag"])).ids
+    )
+
+
+def test_an_unseen_tag_is_a_bucket_not_an_error(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    _closed, opened = encoder.tokens(make_input(tags=["never-seen-before"]))
+    assert ("issue.tag", "never-seen-before") in opened
+    features = encoder.encode(make_input(tags=["never-seen-before"]))
+    assert features.ids.max() < encoder.n_features
+
+
+def test_history_slots_and_system_state_are_encoded(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    planner_input = make_input()
+    closed, opened = encoder.tokens(planner_input)
+    assert ("h0.status", "failed") in closed and ("h1.status", "success") in closed
+    assert ("h0.failure", "gate:pytest") in opened and ("h0.failure", "pytest_failed") in opened
+    assert ("history.count", "2") in closed
+    assert ("system.present", "yes") in closed and ("system.queue_depth_bin", "6_plus") in closed
+    bare = attrs.evolve(planner_input, system_state=None, history=History())
+    closed, _ = encoder.tokens(bare)
+    assert ("system.present", "no") in closed and ("history.count", "0") in closed
+
+
+def test_n_history_limits_the_slots_encoded(make_input: MakeInput) -> None:
+    closed, _ = CompositionalEncoder(CompositionalOptions(n_history=1)).tokens(make_input())
+    assert ("history.count", "1") in closed
+    assert not any(k.startswith("h1.") for k, _ in closed)
+
+
+def test_a_batch_is_the_stacked_features_and_pads_with_zero_weight(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    inputs = [make_input(risk="low"), attrs.evolve(make_input(), history=History())]
+    batch = encoder.encode_batch(inputs)
+    assert len(batch) == 2 and batch.offsets[0] == 0 and batch.offsets[-1] == len(batch.ids)
+    ids, weights = batch.padded()
+    single = encoder.encode(inputs[1])
+    n = len(single.ids)
+    assert np.array_equal(ids[1, :n], single.ids) and weights[1, n:].sum() == 0
+    again = FeatureBatch.stack([encoder.encode(i) for i in inputs]).take(np.array([1]))
+    assert np.array_equal(again.ids, single.ids)
+
+
+def test_the_config_rebuilds_the_same_encoder_in_a_new_process(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder(CompositionalOptions(n_history=6, pair_buckets=1024))
+    planner_input = make_input(tags=["api", "zeta"])
+    code = (
+        "import json, sys\n"
+        "from swarm_planner.core.contracts import PlannerInput, load\n"
+        "from swarm_planner.core.jsonconv import structure\n"
+        "from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions\n"
+        "config, data = json.loads(sys.stdin.read())\n"
+        "enc = CompositionalEncoder(structure(config['options'], CompositionalOptions))\n"
+        "f = enc.encode(load(data, PlannerInput))\n"
+        "print(json.dumps([f.ids.tolist(), f.weights.tolist(), enc.n_features]))\n"
+    )
+    payload = json.dumps([encoder.config(), dump(planner_input)])
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=payload, capture_output=True, text=True, check=True
+    )
+    ids, weights, n_features = json.loads(out.stdout)
+    here = encoder.encode(planner_input)
+    assert ids == here.ids.tolist() and weights == here.weights.tolist()
+    assert n_features == encoder.n_features
+
+
+def test_an_encoder_of_another_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="encoder version 2 is not supported"):
+        CompositionalEncoder(CompositionalOptions(version=2))

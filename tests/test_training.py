@@ -1,0 +1,184 @@
+"""Training, masking, determinism, calibration and train/serve parity (needs the train extra)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from swarm_planner.core.action_space import HEADS, NA, ActionSpace, JointAction  # noqa: E402
+from swarm_planner.core.bundle import BundleError  # noqa: E402
+from swarm_planner.core.dataset import build_dataset, iter_dataset  # noqa: E402
+from swarm_planner.core.evaluation import evaluate  # noqa: E402
+from swarm_planner.core.metrics import head_index  # noqa: E402
+from swarm_planner.core.plugins import PluginHost  # noqa: E402
+from swarm_planner.plugins.models.nets import PlannerNet  # noqa: E402
+from swarm_planner.plugins.models.torch_policy import TorchPolicy  # noqa: E402
+from swarm_planner.plugins.models.training import TrainConfig, TrainingError, train  # noqa: E402
+
+SPACE = ActionSpace()
+SMALL = {"dim": 16, "hidden": (32,), "max_epochs": 6, "patience": 2}
+
+
+@pytest.fixture(scope="module")
+def dataset(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train-ds")
+    build_dataset(sim_root, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundles(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("bundles")
+    for kind in ("mlp", "joint"):
+        train(dataset, base / kind, TrainConfig(model=kind, **SMALL))  # type: ignore[arg-type]
+    return {"mlp": base / "mlp", "joint": base / "joint"}
+
+
+def _net(kind: str) -> PlannerNet:
+    torch.manual_seed(0)
+    return PlannerNet(
+        kind=kind,
+        n_features=50,
+        head_index=head_index(SPACE),
+        head_sizes=[len(SPACE.head_bins(h)) for h in HEADS],
+        dim=8,
+        hidden=(16,),
+    )
+
+
+@pytest.mark.parametrize("kind", ["mlp", "joint"])
+@pytest.mark.parametrize("job_type", ["code", "fab-world", "docs"])
+def test_an_invalid_action_never_gets_probability(kind: str, job_type: str) -> None:
+    net = _net(kind)
+    mask = torch.as_tensor(np.tile(SPACE.joint_mask(job_type), (7, 1)))
+    ids = torch.randint(0, 50, (7, 12))
+    probs = net(ids, torch.rand(7, 12) * 10, mask, torch.tensor(0.05))
+    assert torch.all(probs[~mask] == 0.0)
+    assert torch.allclose(probs.sum(dim=1), torch.ones(7, dtype=probs.dtype))
+
+
+def test_the_mlp_decodes_the_best_valid_tuple_not_the_per_head_argmax() -> None:
+    net = _net("mlp")
+    with torch.no_grad():
+        for head in net.heads:
+            head.weight.zero_()
+            head.bias.zero_()
+        net.heads[0].bias[0] = 5.0  # swarm: serial_handoff
+        net.heads[1].bias[2] = 4.0  # candidates: 3 (invalid with serial)
+        net.heads[2].bias[1] = 1.0  # minutes: 30
+    mask = torch.as_tensor(SPACE.joint_mask("code")).unsqueeze(0)
+    probs = net(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1), mask, torch.tensor(1.0))
+    best = SPACE.all_actions()[int(probs.argmax())]
+    # per-head argmax would be serial_handoff with 3 candidates, which no rule allows;
+    # the best valid tuple is speculation with 3 (0 + 4 + 1) or serial with 1 (5 + 0 + 1).
+    assert best == JointAction("serial_handoff", 1, 30, NA)
+    assert SPACE.is_valid(best, "code")
+
+
+def test_training_writes_a_sealed_calibrated_bundle(bundles: dict[str, Path]) -> None:
+    for kind, path in bundles.items():
+        names = {p.name for p in path.iterdir()}
+        assert {
+            "model.pt",
+            "config.json",
+            "action_space.json",
+            "calibration.json",
+            "metadata.json",
+            "metrics.json",
+        } <= names
+        metadata = json.loads((path / "metadata.json").read_text())
+        assert metadata["model_type"] == kind and metadata["bundle_format"] == 1
+        metrics = json.loads((path / "metrics.json").read_text())
+        assert set(metrics["splits"]) == {"train", "val", "test"}
+        for split in metrics["splits"].values():
+            assert {"model", "model_uncalibrated", "heuristic"} == set(split)
+        calibration = json.loads((path / "calibration.json").read_text())
+        assert calibration["method"] == "temperature_scaling" and calibration["temperature"] > 0
+        assert metrics["training"]["best_val_loss"] < metrics["training"]["uniform_val_loss"]
+
+
+def test_a_trained_model_beats_the_heuristic_on_executed_plan_labels(
+    bundles: dict[str, Path],
+) -> None:
+    for path in bundles.values():
+        test = json.loads((path / "metrics.json").read_text())["splits"]["test"]
+        assert test["model"]["exact_match"] > test["heuristic"]["exact_match"] + 0.2
+        assert test["model"]["nll"] < test["heuristic"]["nll"]
+
+
+def test_training_is_deterministic_for_a_seed(
+    dataset: Path, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    train(dataset, tmp_path / "again", TrainConfig(model="mlp", **SMALL))
+    first = torch.load(bundles["mlp"] / "model.pt", weights_only=True)
+    second = torch.load(tmp_path / "again" / "model.pt", weights_only=True)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = train(dataset, tmp_path / "seed1", TrainConfig(model="mlp", seed=1, **SMALL))
+    third = torch.load(Path(other.out) / "model.pt", weights_only=True)
+    assert not all(torch.equal(first[k], third[k]) for k in first)
+
+
+def test_the_policy_serves_what_training_measured(
+    dataset: Path, bundles: dict[str, Path], host: PluginHost
+) -> None:
+    for _kind, path in bundles.items():
+        result = evaluate(dataset, [str(path)], split="test", host=host)
+        served = next(iter(result.metrics.values()))
+        measured = json.loads((path / "metrics.json").read_text())["splits"]["test"]["model"]
+        assert served["exact_match"] == measured["exact_match"]
+        assert served["nll"] == pytest.approx(measured["nll"], rel=1e-6)
+
+
+def test_the_policy_answers_over_valid_actions_only(
+    dataset: Path, bundles: dict[str, Path], host: PluginHost
+) -> None:
+    policy = host.create("policy", "joint", {"path": str(bundles["joint"])})
+    for row in list(iter_dataset(dataset))[-20:]:
+        dist = policy.predict(row.planner_input)
+        assert dist.actions == row.planner_input.action_space.valid_actions(
+            row.planner_input.job_type
+        )
+        assert abs(dist.probs.sum() - 1.0) < 1e-9
+
+
+def test_a_bundle_of_the_wrong_type_or_tampered_is_refused(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(BundleError, match="holds a 'mlp' model, not 'joint'"):
+        TorchPolicy(bundles["mlp"], expected_type="joint")
+    copy = tmp_path / "copy"
+    shutil.copytree(bundles["mlp"], copy)
+    calibration = json.loads((copy / "calibration.json").read_text())
+    calibration["temperature"] = 0.01
+    (copy / "calibration.json").write_text(json.dumps(calibration))
+    with pytest.raises(
+        BundleError, match=r"calibration.json: sha256 .* does not match metadata.json"
+    ):
+        TorchPolicy(copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    metadata["bundle_format"] = 0
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match="bundle_format 0 is not supported"):
+        TorchPolicy(copy)
+
+
+def test_a_diverging_run_stops_with_a_clear_message(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        TrainingError,
+        match=r"(loss became (nan|inf)|non-finite gradient|not below the uniform baseline)",
+    ):
+        train(dataset, tmp_path / "b", TrainConfig(model="mlp", lr=1e30, **SMALL))
+
+
+def test_class_weights_train_too(dataset: Path, tmp_path: Path) -> None:
+    result = train(
+        dataset, tmp_path / "cw", TrainConfig(model="joint", class_weights=True, **SMALL)
+    )
+    assert result.metrics["splits"]["test"]["model"]["rows"] == 80

@@ -121,6 +121,7 @@ class HistoryIndex:
                     postings.setdefault((run.job_type, token), []).append(i)
         self._postings = {k: np.array(v, dtype=np.int64) for k, v in postings.items()}
         self._by_job = {k: np.array(v, dtype=np.int64) for k, v in by_job.items()}
+        self._job_started = {k: self.started[v] for k, v in self._by_job.items()}
         self._by_issue = {k: np.array(v, dtype=np.int64) for k, v in by_issue.items()}
         self._sizes = {
             k: np.array([len(s) for s in self._sets[k]], dtype=np.float64) for k in _KINDS
@@ -141,6 +142,17 @@ class HistoryIndex:
         end = int(np.searchsorted(array, cutoff, side="left"))
         start = 0 if window is None else max(0, end - window)
         return array[start:end]
+
+    def _recent(self, job_type: str, cutoff: int, n: int) -> Any:
+        """The ``n`` most recent earlier runs of the job type, plus any tied with the oldest of
+        them on start time (a tie is broken by run_id, which may prefer an older index)."""
+        runs = self._by_job[job_type]
+        end = int(np.searchsorted(runs, cutoff, side="left"))
+        if end <= n:
+            return runs[:end]
+        started = self._job_started[job_type]
+        start = int(np.searchsorted(started[:end], started[end - n], side="left"))
+        return runs[start:end]
 
     def attempt_failures(self, issue_id: str | None, before_ms: int) -> tuple[str, ...]:
         """Failure signals of the issue's own runs that started strictly before ``before_ms``."""
@@ -172,7 +184,7 @@ class HistoryIndex:
             self.attempt_failures(issue_id, before_ms) if scorer.failures_from_attempts else ()
         )
         query = {"tags": tags, "failures": failures, "keywords": keywords}
-        recent = self._prefix(self._by_job[job_type], cutoff, n)
+        recent = self._recent(job_type, cutoff, n)
         per_kind: dict[str, tuple[Any, Any, int]] = {}
         pieces = [recent]
         for kind in _KINDS:

@@ -32,7 +32,7 @@ def test_list_plugins_table_has_a_header_and_a_row_per_plugin() -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["kind", "name", "distribution", "version", "module"]
-    assert len(lines) == 2 + 6
+    assert len(lines) == 2 + len(BUILTINS)
     assert lines[-1].split()[:3] == ["selector", "lexicographic", "swarm-planner"]
 
 

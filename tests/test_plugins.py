@@ -14,6 +14,9 @@ from swarm_planner.core.errors import DuplicatePluginError, PluginLoadError, Unk
 from swarm_planner.core.plugins import PluginHost, PluginLoadWarning, Provider
 
 BUILTINS = {
+    ("encoder", "compositional"),
+    ("policy", "joint"),
+    ("policy", "mlp"),
     ("executor", "sim"),
     ("fallback", "heuristic"),
     ("policy", "heuristic"),
@@ -90,6 +93,8 @@ def test_builtins_load_through_the_projects_own_entry_points(host: PluginHost) -
 def test_every_builtin_module_is_listed_in_the_entry_point_table(host: PluginHost) -> None:
     modules = {e.module for e in host.entries()}
     assert modules == {
+        "swarm_planner.plugins.encoders.compositional",
+        "swarm_planner.plugins.models.torch_policy",
         "swarm_planner.plugins.executors.sim",
         "swarm_planner.plugins.fallbacks.heuristic",
         "swarm_planner.plugins.models.heuristic",
@@ -211,7 +216,7 @@ def test_an_unknown_name_lists_what_is_registered_and_hints(host: PluginHost) ->
     with pytest.raises(UnknownPluginError) as info:
         host.entry("policy", "heuristc")
     message = str(info.value)
-    assert "no policy named 'heuristc'; registered policies: heuristic." in message
+    assert "no policy named 'heuristc'; registered policies: heuristic, joint, mlp." in message
     assert "Did you mean 'heuristic'?" in message
     assert "may not be installed" in message
 

@@ -21,6 +21,11 @@ KERNEL_PATH_MODULES = [
     "swarm_planner.plugins.samplers.random_sampler",
     "swarm_planner.plugins.samplers.deterministic",
     "swarm_planner.plugins.executors.sim",
+    "swarm_planner.plugins.encoders.compositional",
+    "swarm_planner.plugins.models.torch_policy",
+    "swarm_planner.core.metrics",
+    "swarm_planner.core.calibration",
+    "swarm_planner.core.evaluation",
     "swarm_planner.kernel_integration",
     "swarm_planner.cli.app",
 ]

@@ -14,11 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from swarm_planner.core import plugins
 from swarm_planner.core.contracts import PlannerInput, load
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# No per-example deadline: a loaded CI machine must not turn a slow example into a failure.
+# In CI the examples are derandomized, so a red build always reproduces.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -183,10 +183,10 @@ def brute_force(
         i for i, r in enumerate(runs) if r.started_ms < before and r.job_type == query["job_type"]
     ]
     failures: set[str] = set()
-    if scorer.failures_from_attempts:
-        for i in earlier:
-            if runs[i].issue_id == query["issue_id"]:
-                failures |= set(failure_signals(runs[i]))
+    if scorer.failures_from_attempts:  # the issue's own earlier attempts, of any job type
+        for r in runs:
+            if r.started_ms < before and r.issue_id == query["issue_id"]:
+                failures |= set(failure_signals(r))
     scored = []
     for i in earlier:
         r = runs[i]

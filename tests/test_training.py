@@ -182,3 +182,78 @@ def test_class_weights_train_too(dataset: Path, tmp_path: Path) -> None:
         dataset, tmp_path / "cw", TrainConfig(model="joint", class_weights=True, **SMALL)
     )
     assert result.metrics["splits"]["test"]["model"]["rows"] == 80
+
+
+def test_cli_train_eval_and_ablate(dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from swarm_planner.cli.app import app
+
+    runner = CliRunner()
+    bundle = tmp_path / "bundle"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            "joint",
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(bundle),
+            "--epochs",
+            "3",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"bundle: {bundle}" in result.stdout and "heuristic" in result.stdout
+    assert "ECE" in result.stdout
+
+    plots = tmp_path / "plots"
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            str(dataset),
+            "--policy",
+            "heuristic",
+            "--policy",
+            str(bundle),
+            "--plots",
+            str(plots),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] == 80 and set(report["policies"]) == {"heuristic", "joint:bundle"}
+    assert (plots / "reliability.png").stat().st_size > 1000 and (
+        plots / "coverage.png"
+    ).stat().st_size > 1000
+
+    result = runner.invoke(
+        app, ["train", "--model", "tree", "--dataset", str(dataset), "--out", str(bundle)]
+    )
+    assert result.exit_code != 0 and "'tree' is not one of mlp|joint" in result.output
+
+    result = runner.invoke(
+        app,
+        [
+            "ablate",
+            "--dataset",
+            str(dataset),
+            "--n-similar",
+            "0,2",
+            "--out",
+            str(tmp_path / "abl"),
+            "--json",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.stdout)
+    assert [row["n_similar"] for row in table] == [0, 2]
+    assert table[0]["dataset_hash"] != table[1]["dataset_hash"]
+    assert all(0.0 <= row["exact_match"] <= 1.0 for row in table)

@@ -16,6 +16,7 @@ from typing import Any
 
 from swarm_planner import __version__
 from swarm_planner.core.errors import PlannerError
+from swarm_planner.core.jsonfile import read_json_document
 from swarm_planner.core.recording import now_rfc3339
 
 BUNDLE_FORMAT = 1
@@ -73,12 +74,7 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     path = folder / METADATA
     if not folder.is_dir():
         raise BundleError(f"{folder}: not a bundle folder")
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: malformed JSON: {exc.msg}") from exc
+    metadata = read_json_document(path, BundleError)
     version = metadata.get("bundle_format")
     if version != BUNDLE_FORMAT:
         raise BundleError(
@@ -105,10 +101,5 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
 
 
 def read_json(folder: Path | str, name: str) -> Any:
-    path = Path(folder) / name
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: malformed JSON: {exc.msg}") from exc
+    """A JSON file of a bundle (open the bundle first, so its hash has been checked)."""
+    return read_json_document(Path(folder) / name, BundleError)

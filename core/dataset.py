@@ -30,6 +30,7 @@ from swarm_planner.core.canonical import canonical_json, sha256_hex
 from swarm_planner.core.contracts import Issue, ModelRef, PlannerAction, PlannerInput, dump, load
 from swarm_planner.core.errors import ContractError, PlannerError
 from swarm_planner.core.history import DEFAULT_WINDOW, HistoryIndex, scorer_named
+from swarm_planner.core.jsonfile import read_json_document
 from swarm_planner.core.keywords import issue_keywords
 from swarm_planner.core.progress import Progress
 from swarm_planner.core.recording import build_planner_input, planner_action_for, rfc3339_from_ms
@@ -246,12 +247,7 @@ def build_dataset(
 
 def read_meta(folder: Path | str) -> dict[str, Any]:
     path = Path(folder) / META_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: malformed JSON: {exc.msg} at line {exc.lineno}") from exc
+    meta = read_json_document(path, DatasetError)
     if not isinstance(meta, dict) or meta.get("schema_version") != DATASET_V1:
         raise DatasetError(f"{path}: schema_version: expected {DATASET_V1!r}")
     return meta

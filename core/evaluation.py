@@ -82,60 +82,77 @@ def evaluate(
     return Evaluation(split, len(rows), metrics, curves)
 
 
+@attrs.frozen
+class Axes:
+    """Labels and limits of one square line chart."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    limit: float
+    legend: str
+
+
+def _line_chart(
+    lines: dict[str, tuple[list[float], list[float], list[str]]], axes: Axes, path: Path
+) -> None:
+    """Draw one line per policy (points labelled when labels are given) and save a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    if axes.limit == 1.0:
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    for name, (xs, ys, labels) in lines.items():
+        ax.plot(xs, ys, marker="o", label=name)
+        for x, y, label in zip(xs, ys, labels, strict=False):
+            ax.annotate(label, (x, y), fontsize=6)
+    ax.set_xlabel(axes.xlabel)
+    ax.set_ylabel(axes.ylabel)
+    ax.set_xlim(0, axes.limit)
+    ax.set_ylim(0, axes.limit)
+    ax.set_title(axes.title)
+    ax.legend(loc=axes.legend, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_reliability(
     curves: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]], path: Path
 ) -> None:
     """Reliability diagram: accuracy against confidence per bin, one line per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    lines = {}
     for name, (confidence, correct) in curves.items():
         rows = [r for r in reliability_table(confidence, correct) if r["count"]]
-        ax.plot(
-            [r["confidence"] for r in rows],
-            [r["accuracy"] for r in rows],
-            marker="o",
-            label=name,
-        )
-    ax.set_xlabel("confidence (probability of the chosen action)")
-    ax.set_ylabel("accuracy (chosen action = label)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title("Reliability (15 bins)")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        lines[name] = ([r["confidence"] for r in rows], [r["accuracy"] for r in rows], [])
+    axes = Axes(
+        "Reliability (15 bins)",
+        "confidence (probability of the chosen action)",
+        "accuracy (chosen action = label)",
+        1.0,
+        "upper left",
+    )
+    _line_chart(lines, axes, path)
 
 
 def plot_coverage(metrics: dict[str, dict[str, Any]], path: Path) -> None:
     """Coverage against accuracy as the abstention threshold rises, one line per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name, m in metrics.items():
-        points = m["coverage"]
-        ax.plot(
-            [p["coverage"] for p in points],
-            [p["accuracy"] for p in points],
-            marker="o",
-            label=name,
+    lines = {
+        name: (
+            [p["coverage"] for p in m["coverage"]],
+            [p["accuracy"] for p in m["coverage"]],
+            [f"{p['threshold']:.1f}" for p in m["coverage"]],
         )
-        for p in points:
-            ax.annotate(f"{p['threshold']:.1f}", (p["coverage"], p["accuracy"]), fontsize=6)
-    ax.set_xlabel("coverage (share of decisions the policy keeps)")
-    ax.set_ylabel("accuracy on kept decisions")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Coverage vs accuracy by confidence threshold")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        for name, m in metrics.items()
+    }
+    axes = Axes(
+        "Coverage vs accuracy by confidence threshold",
+        "coverage (share of decisions the policy keeps)",
+        "accuracy on kept decisions",
+        1.02,
+        "lower left",
+    )
+    _line_chart(lines, axes, path)

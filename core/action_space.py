@@ -283,7 +283,7 @@ def _canonical_swarms(ids: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(ids))
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class ActionSpace:
     """Bins and validity rules; the source of valid joint actions and masks for a job type.
 
@@ -351,6 +351,10 @@ class ActionSpace:
     def joint_mask(self, job_type: str) -> npt.NDArray[np.bool_]:
         """Boolean mask over :meth:`all_actions`: True where the action is valid for the job."""
         return np.array(_joint_mask(self, job_type), dtype=bool)
+
+    def job_mask(self, job_type: str) -> npt.NDArray[np.bool_]:
+        """Like :meth:`joint_mask`, but the shared read-only array (no copy: the hot path)."""
+        return _joint_mask(self, job_type)
 
     def head_masks(self, job_type: str) -> dict[str, npt.NDArray[np.bool_]]:
         """Per head, True for each bin that appears in at least one valid action of the job."""

@@ -36,7 +36,7 @@ def test_ids_fall_in_the_fixed_id_space_and_the_mask_is_the_job_types(
     features = encoder.encode(planner_input)
     assert features.ids.dtype == np.int64 and features.weights.dtype == np.float32
     assert features.ids.min() >= 0 and features.ids.max() < encoder.n_features
-    assert list(features.ids) == sorted(set(features.ids))
+    assert list(features.ids) == sorted(features.ids) and set(features.weights.tolist()) == {1.0}
     assert np.array_equal(features.mask, planner_input.action_space.joint_mask("fab-world"))
     assert features.mask.sum() == 120
 
@@ -62,8 +62,8 @@ def test_facts_change_the_features(make_input: MakeInput) -> None:
 
 def test_an_unseen_tag_is_a_bucket_not_an_error(make_input: MakeInput) -> None:
     encoder = CompositionalEncoder()
-    _closed, opened = encoder.tokens(make_input(tags=["never-seen-before"]))
-    assert ("issue.tag", "never-seen-before") in opened
+    tokens = encoder.tokens(make_input(tags=["never-seen-before"]))
+    assert ("issue.tag", "never-seen-before") in tokens
     features = encoder.encode(make_input(tags=["never-seen-before"]))
     assert features.ids.max() < encoder.n_features
 
@@ -71,20 +71,20 @@ def test_an_unseen_tag_is_a_bucket_not_an_error(make_input: MakeInput) -> None:
 def test_history_slots_and_system_state_are_encoded(make_input: MakeInput) -> None:
     encoder = CompositionalEncoder()
     planner_input = make_input()
-    closed, opened = encoder.tokens(planner_input)
-    assert ("h0.status", "failed") in closed and ("h1.status", "success") in closed
-    assert ("h0.failure", "gate:pytest") in opened and ("h0.failure", "pytest_failed") in opened
-    assert ("history.count", "2") in closed
-    assert ("system.present", "yes") in closed and ("system.queue_depth_bin", "6_plus") in closed
+    tokens = encoder.tokens(planner_input)
+    assert ("h0.status", "failed") in tokens and ("h1.status", "success") in tokens
+    assert ("h0.failure", "gate:pytest") in tokens and ("h0.failure", "pytest_failed") in tokens
+    assert ("history.count", "2") in tokens
+    assert ("system.present", "yes") in tokens and ("system.queue_depth_bin", "6_plus") in tokens
     bare = attrs.evolve(planner_input, system_state=None, history=History())
-    closed, _ = encoder.tokens(bare)
-    assert ("system.present", "no") in closed and ("history.count", "0") in closed
+    tokens = encoder.tokens(bare)
+    assert ("system.present", "no") in tokens and ("history.count", "0") in tokens
 
 
 def test_n_history_limits_the_slots_encoded(make_input: MakeInput) -> None:
-    closed, _ = CompositionalEncoder(CompositionalOptions(n_history=1)).tokens(make_input())
-    assert ("history.count", "1") in closed
-    assert not any(k.startswith("h1.") for k, _ in closed)
+    tokens = CompositionalEncoder(CompositionalOptions(n_history=1)).tokens(make_input())
+    assert ("history.count", "1") in tokens
+    assert not any(k.startswith("h1.") for k, _ in tokens)
 
 
 def test_a_batch_is_the_stacked_features_and_pads_with_zero_weight(make_input: MakeInput) -> None:
@@ -126,3 +126,25 @@ def test_the_config_rebuilds_the_same_encoder_in_a_new_process(make_input: MakeI
 def test_an_encoder_of_another_version_is_refused() -> None:
     with pytest.raises(ValueError, match="encoder version 2 is not supported"):
         CompositionalEncoder(CompositionalOptions(version=2))
+
+
+def test_every_token_maps_to_exactly_the_ids_encode_emits(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    planner_input = make_input(job_type="fab-world", tags=["api", "x"])
+    expected: list[int] = []
+    for key, value in encoder.tokens(planner_input):
+        closed = encoder._ids.closed.get(key, {}).get(value)
+        expected.extend([closed] if closed is not None else encoder._open_ids(key, value))
+    features = encoder.encode(planner_input)
+    assert features.ids.tolist() == sorted(expected)
+    assert np.array_equal(features.weights, np.ones(len(expected), dtype=np.float32))
+
+
+def test_a_value_outside_a_closed_vocabulary_is_hashed_not_an_error(make_input: MakeInput) -> None:
+    planner_input = make_input()
+    run = planner_input.history.last_n_similar_runs[0]
+    odd = attrs.evolve(run, action_executed=attrs.evolve(run.action_executed, max_candidates=0))
+    planner_input = attrs.evolve(planner_input, history=History((odd,)))
+    encoder = CompositionalEncoder()
+    assert ("h0.candidates", "0") in encoder.tokens(planner_input)
+    assert encoder.encode(planner_input).ids.max() < encoder.n_features

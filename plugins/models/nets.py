@@ -1,7 +1,7 @@
 """The torch networks behind the ``mlp`` and ``joint`` policies (imported only when needed).
 
 Both share the trunk: an embedding gather with a weighted sum over the sparse ids (an
-embedding bag, written as Gather + Mul + ReduceSum so it exports to ONNX as is), then
+embedding bag, written as Gather + MatMul so it exports to a small, fast ONNX graph), then
 LayerNorm/ReLU layers. They differ in the head:
 
 - ``mlp``: four heads (swarm, candidates, minutes, iterations); the logit of a joint action is
@@ -59,8 +59,7 @@ class PlannerNet(nn.Module):
 
     def logits(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Unmasked logits ``[B, A]`` over every action tuple."""
-        pooled = (self.embedding(ids) * weights.unsqueeze(-1)).sum(dim=1)
-        hidden = self.trunk(pooled)
+        hidden = self.trunk(pool(self.embedding, ids, weights))
         if self.kind == "joint":
             out: torch.Tensor = self.joint(hidden)
             return out
@@ -80,6 +79,12 @@ class PlannerNet(nn.Module):
         scaled = self.logits(ids, weights) / temperature
         masked = torch.where(mask, scaled, torch.full_like(scaled, MASKED))
         return torch.softmax(masked, dim=-1)
+
+
+def pool(embedding: nn.Embedding, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The embedding bag: ``Σ_t weights[t] · E[ids[t]]``, as one batched MatMul (what exports
+    to the fastest ONNX graph; padding has weight 0)."""
+    return torch.matmul(weights.unsqueeze(1), embedding(ids)).squeeze(1)
 
 
 def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -62,7 +62,7 @@ def test_an_unregistered_policy_name_lists_the_registered_ones(
 ) -> None:
     (problem,) = _problems(tmp_path, CONTRACT_EXAMPLE, host)
     assert problem.startswith(
-        "planner.model.type: no policy named 'onnx'; registered policies: heuristic, joint, mlp."
+        "planner.model.type: no policy named 'onnx'; registered policies: heuristic, joint, mlp, onnx."
     )
 
 

@@ -17,6 +17,7 @@ BUILTINS = {
     ("encoder", "compositional"),
     ("policy", "joint"),
     ("policy", "mlp"),
+    ("policy", "onnx"),
     ("executor", "sim"),
     ("fallback", "heuristic"),
     ("policy", "heuristic"),
@@ -95,6 +96,7 @@ def test_every_builtin_module_is_listed_in_the_entry_point_table(host: PluginHos
     assert modules == {
         "swarm_planner.plugins.encoders.compositional",
         "swarm_planner.plugins.models.torch_policy",
+        "swarm_planner.plugins.models.onnx_policy",
         "swarm_planner.plugins.executors.sim",
         "swarm_planner.plugins.fallbacks.heuristic",
         "swarm_planner.plugins.models.heuristic",
@@ -216,7 +218,7 @@ def test_an_unknown_name_lists_what_is_registered_and_hints(host: PluginHost) ->
     with pytest.raises(UnknownPluginError) as info:
         host.entry("policy", "heuristc")
     message = str(info.value)
-    assert "no policy named 'heuristc'; registered policies: heuristic, joint, mlp." in message
+    assert "no policy named 'heuristc'; registered policies: heuristic, joint, mlp, onnx." in message
     assert "Did you mean 'heuristic'?" in message
     assert "may not be installed" in message
 

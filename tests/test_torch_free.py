@@ -23,6 +23,7 @@ KERNEL_PATH_MODULES = [
     "swarm_planner.plugins.executors.sim",
     "swarm_planner.plugins.encoders.compositional",
     "swarm_planner.plugins.models.torch_policy",
+    "swarm_planner.plugins.models.onnx_policy",
     "swarm_planner.core.metrics",
     "swarm_planner.core.calibration",
     "swarm_planner.core.evaluation",

@@ -90,11 +90,29 @@ class PlannerConfig:
         return data
 
 
-def _plugin_choices(config: PlannerConfig) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+def policy_options(config: PlannerConfig, host: PluginHost | None = None) -> dict[str, Any]:
+    """``model.options``, with ``path`` taken from ``model.path`` when the policy has a ``path``
+    option and the options do not set it (so ``{path: DIR, type: onnx}`` is all a kernel writes)."""
+    host = host or get_host()
+    options = dict(config.model.options)
+    entry = host.entry("policy", config.model.type)
+    takes_path = entry.options is not None and "path" in attrs.fields_dict(entry.options)
+    if takes_path and "path" not in options and config.model.path is not None:
+        options["path"] = config.model.path
+    return options
+
+
+def _plugin_choices(
+    config: PlannerConfig, host: PluginHost
+) -> list[tuple[str, str, str | None, dict[str, Any]]]:
     """(path, kind, name, options) of every plugin the config picks."""
     m, b = config.model, config.bench
+    try:
+        model_options = policy_options(config, host)
+    except PluginError:
+        model_options = m.options  # the unknown name is reported below
     return [
-        ("planner.model.type", "policy", m.type, m.options),
+        ("planner.model.type", "policy", m.type, model_options),
         ("planner.model.fallback", "fallback", m.fallback, m.fallback_options),
         ("planner.bench.sampler", "sampler", b.sampler, b.sampler_options),
         ("planner.bench.selector", "selector", b.selector, b.selector_options),
@@ -111,7 +129,7 @@ def validate(config: PlannerConfig, *, source: str, host: PluginHost | None = No
     """Check plugin names, plugin options and cross-field rules; one error lists every problem."""
     host = host or get_host()
     problems: list[str] = []
-    for path, kind, name, options in _plugin_choices(config):
+    for path, kind, name, options in _plugin_choices(config, host):
         if name is None:
             if options:
                 problems.append(f"{_options_path(path)}: set, but no {kind} is chosen")

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from swarm_planner.core.config import PlannerConfig, dump_config_yaml, load_config, parse_config
+from swarm_planner.core.config import (
+    PlannerConfig,
+    dump_config_yaml,
+    load_config,
+    parse_config,
+    policy_options,
+)
 from swarm_planner.core.errors import ConfigError
 from swarm_planner.core.plugins import PluginHost
 
@@ -47,22 +53,22 @@ def test_a_config_without_a_planner_section_gets_the_defaults(
     assert config.safety.reductions_only is True
 
 
-def test_the_contract_example_parses_once_its_policy_exists(
+def test_the_contract_example_parses_and_the_model_path_reaches_the_policy(
     tmp_path: Path, host: PluginHost
 ) -> None:
-    example = CONTRACT_EXAMPLE.replace("type: onnx", "type: heuristic")
-    config = load_config(_write(tmp_path, example), host=host)
+    config = load_config(_write(tmp_path, CONTRACT_EXAMPLE), host=host)
     assert config.mode == "enforce"
     assert config.model.path == ".cyntra/models/planner/v1"
     assert config.flags.enabled_job_types == ("code", "fab-world")
+    assert policy_options(config, host) == {"path": ".cyntra/models/planner/v1"}
 
 
 def test_an_unregistered_policy_name_lists_the_registered_ones(
     tmp_path: Path, host: PluginHost
 ) -> None:
-    (problem,) = _problems(tmp_path, CONTRACT_EXAMPLE, host)
+    (problem,) = _problems(tmp_path, CONTRACT_EXAMPLE.replace("type: onnx", "type: onxx"), host)
     assert problem.startswith(
-        "planner.model.type: no policy named 'onnx'; registered policies: heuristic, joint, mlp, onnx."
+        "planner.model.type: no policy named 'onxx'; registered policies: heuristic, joint, mlp, onnx."
     )
 
 

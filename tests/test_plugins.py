@@ -218,7 +218,9 @@ def test_an_unknown_name_lists_what_is_registered_and_hints(host: PluginHost) ->
     with pytest.raises(UnknownPluginError) as info:
         host.entry("policy", "heuristc")
     message = str(info.value)
-    assert "no policy named 'heuristc'; registered policies: heuristic, joint, mlp, onnx." in message
+    assert (
+        "no policy named 'heuristc'; registered policies: heuristic, joint, mlp, onnx." in message
+    )
     assert "Did you mean 'heuristic'?" in message
     assert "may not be installed" in message
 

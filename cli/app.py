@@ -188,6 +188,9 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed", help="Same data and seed, same model."),
     class_weights: bool = typer.Option(False, "--class-weights", help="Balance rare labels."),
     n_history: int = typer.Option(16, "--n-history", min=0, help="History slots encoded."),
+    export: bool = typer.Option(
+        True, "--export/--no-export", help="Export model.onnx and validate it as the last step."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -211,9 +214,19 @@ def train_cmd(
     )
     with progress_bar(f"train {model}", enabled=not quiet) as progress:
         result = train(dataset, out, config, progress=progress)
+    exported = None
+    if export:
+        from swarm_planner.plugins.models.export import export_bundle
+
+        exported = export_bundle(out, dataset)
     if as_json:
         typer.echo(json.dumps(result.metrics, indent=2))
         return
+    if exported is not None:
+        typer.echo(
+            f"model.onnx: {exported['onnx']['bytes'] / 1e6:.2f} MB, probe of {exported['probe']['size']}: "
+            f"max |Δprob| {exported['max_abs_prob_diff']:.1e}, action agreement {exported['action_agreement']:.0%}"
+        )
     m = result.metrics
     test = m["splits"]["test"]
     typer.echo(
@@ -227,6 +240,66 @@ def train_cmd(
     )
     typer.echo(f"test split ({test['model']['rows']} rows):")
     typer.echo(render_metrics_table({model: test["model"], "heuristic": test["heuristic"]}))
+
+
+@app.command("export")
+def export_cmd(
+    bundle: Path = typer.Argument(..., help="A trained bundle folder."),
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset whose rows make the probe set."),
+    threshold: float = typer.Option(
+        0.6, "--threshold", help="Abstention threshold checked for agreement."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print validation.json."),
+) -> None:
+    """Export model.onnx (weights inside, mask/temperature/softmax in the graph) and validate it."""
+    from swarm_planner.plugins.models.export import export_bundle
+
+    validation = export_bundle(bundle, dataset, threshold=threshold)
+    if as_json:
+        typer.echo(json.dumps(validation, indent=2))
+    else:
+        typer.echo(
+            f"{bundle}/model.onnx: {validation['onnx']['bytes'] / 1e6:.2f} MB, opset {validation['onnx']['opset']}, "
+            f"IR {validation['onnx']['ir_version']}; probe of {validation['probe']['size']}: max |Δprob| "
+            f"{validation['max_abs_prob_diff']:.1e}, action agreement {validation['action_agreement']:.0%}, "
+            f"abstention agreement {validation['abstention_agreement']:.0%}"
+        )
+
+
+@app.command("plan")
+def plan_cmd(
+    bundle: Path = typer.Option(
+        ..., "--bundle", help="A bundle folder (served with ONNX when exported)."
+    ),
+    input_file: Path = typer.Option(..., "--input", help="A planner_input.v1 JSON file."),
+    threshold: float = typer.Option(
+        0.6, "--threshold", help="Below this confidence the answer abstains."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the planner_action.v1 JSON."),
+) -> None:
+    """One decision for one planner_input, as planner_action.v1."""
+    from swarm_planner.core.contracts import PlannerInput, dump, load
+    from swarm_planner.core.jsonfile import read_json_document
+    from swarm_planner.kernel_integration.plan import bundle_policy, model_ref, plan_action
+
+    document = read_json_document(input_file, _InputError)
+    planner_input = load(document, PlannerInput, source=str(input_file))
+    action = plan_action(
+        bundle_policy(bundle), planner_input, threshold=threshold, model=model_ref(bundle)
+    )
+    if as_json:
+        typer.echo(json.dumps(dump(action), indent=2, sort_keys=True))
+    else:
+        b = action.budgets
+        typer.echo(
+            f"{action.swarm_id}  candidates={b.max_candidates_bin}  minutes={b.max_minutes_bin}  "
+            f"iterations={b.max_iterations_bin}  confidence={action.confidence:.3f}"
+            f"{'  ABSTAIN (kernel default decides)' if action.abstain_to_default else ''}"
+        )
+
+
+class _InputError(PlannerError, ValueError):
+    """An input file that is not readable JSON."""
 
 
 @app.command("eval")

@@ -257,3 +257,51 @@ def test_cli_train_eval_and_ablate(dataset: Path, tmp_path: Path) -> None:
     assert [row["n_similar"] for row in table] == [0, 2]
     assert table[0]["dataset_hash"] != table[1]["dataset_hash"]
     assert all(0.0 <= row["exact_match"] <= 1.0 for row in table)
+
+
+def test_export_is_one_validated_file_equivalent_to_torch(
+    dataset: Path, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    import onnx
+
+    from swarm_planner.plugins.models.export import export_bundle
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    for kind, path in bundles.items():
+        copy = tmp_path / kind
+        shutil.copytree(path, copy)
+        validation = export_bundle(copy, dataset)
+        assert validation["passed"] and validation["probe"]["size"] >= 1000
+        assert validation["max_abs_prob_diff"] <= 1e-5
+        assert validation["action_agreement"] == 1.0 and validation["abstention_agreement"] == 1.0
+        assert validation["max_prob_on_invalid_actions"] == 0.0
+        model = onnx.load(str(copy / "model.onnx"))
+        assert model.ir_version == 8 and [o.version for o in model.opset_import] == [17]
+        assert not list(copy.glob("*.data"))
+        assert {i.name for i in model.graph.input} == {"ids", "weights", "mask"}
+        config = json.loads((copy / "config.json").read_text())
+        assert set(config["onnx"]["outputs"]) == {"probs", "action", "confidence"}
+        metadata = json.loads((copy / "metadata.json").read_text())
+        assert "model.onnx" in metadata["files"] and "validation.json" in metadata["files"]
+        torch_policy = TorchPolicy(copy)
+        onnx_policy = OnnxPolicy(copy)
+        for row in list(iter_dataset(dataset))[-30:]:
+            a = torch_policy.predict(row.planner_input)
+            b = onnx_policy.predict(row.planner_input)
+            assert a.actions == b.actions and a.best()[0] == b.best()[0]
+            assert np.abs(a.probs - b.probs).max() <= 1e-5
+
+
+def test_a_failed_equivalence_check_removes_the_model_and_says_why(
+    dataset: Path, bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarm_planner.plugins.models import export
+
+    copy = tmp_path / "b"
+    shutil.copytree(bundles["mlp"], copy)
+    monkeypatch.setattr(export, "MAX_ABS_DIFF", -1.0)
+    with pytest.raises(export.ExportError, match="torch and onnxruntime disagree"):
+        export.export_bundle(copy, dataset)
+    assert not (copy / "model.onnx").exists()
+    assert json.loads((copy / "validation.json").read_text())["passed"] is False
+    TorchPolicy(copy)  # the bundle is still sealed and serves with torch

@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from swarm_planner import hookimpl
 from swarm_planner.core.contracts import (
@@ -328,7 +329,9 @@ class CompositionalEncoder:
             out += open_("history.failure", signal)
         return tuple(out)
 
-    def encode(self, planner_input: PlannerInput) -> Features:
+    def encode(
+        self, planner_input: PlannerInput, *, mask: npt.NDArray[np.bool_] | None = None
+    ) -> Features:
         """Sorted ids (a repeated token repeats its id) with weight 1 each, and the job type's
         validity mask. Sorting makes sets order-invariant and the float sum reproducible; not
         merging repeats keeps the hot path to two numpy calls (the bag's sum is the same)."""
@@ -338,7 +341,8 @@ class CompositionalEncoder:
         if len(ids) > len(self._ones):
             self._ones = np.ones(len(ids), dtype=np.float32)
             self._ones.setflags(write=False)
-        mask = planner_input.action_space.job_mask(planner_input.job_type)
+        if mask is None:  # a caller that checked the space already passes the job type's mask
+            mask = planner_input.action_space.job_mask(planner_input.job_type)
         return Features(ids, self._ones[: len(ids)], mask)
 
     def encode_batch(self, inputs: Sequence[PlannerInput]) -> FeatureBatch:

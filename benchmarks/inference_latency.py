@@ -1,0 +1,253 @@
+"""Benchmark: torch-free decisions through the onnx policy, and the dense first draft beside it.
+
+Prints, for an exported bundle and the test rows of its dataset (inputs with 8 history runs):
+
+- one decision end to end (check the input against the model's action space, encode, run,
+  decode, confidence) from a PlannerInput record: p50 / p99, with the history-run memo warm
+  (past runs recur across decisions) and cold (every run new);
+- the same from raw JSON (full schema validation with the contracts converter first);
+- batched throughput for batches of 256;
+- bundle size, load + warm-up time, resident memory of a fresh process holding the bundle;
+- the same latency/throughput/size for the first-draft design: a dense 3779-wide input through a
+  512/256/128 MLP (random weights: only speed and size are compared).
+
+    python benchmarks/inference_latency.py --bundle BUNDLE --dataset DATASET
+    python benchmarks/inference_latency.py            # simulate, build, train, export first
+
+Targets (issue 5): p50 <= 100 us, p99 <= 1 ms; >= 20,000 decisions/s at batch 256; bundle
+<= 2 MB; load + warm-up <= 100 ms; RSS <= 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+DENSE_WIDTH = 3779
+SHIPPED = (
+    "model.onnx",
+    "config.json",
+    "action_space.json",
+    "calibration.json",
+    "metadata.json",
+    "validation.json",
+)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    us = np.array(samples) * 1e6
+    return float(np.percentile(us, 50)), float(np.percentile(us, 99))
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, Path]:
+    if args.bundle and args.dataset:
+        return Path(args.bundle), Path(args.dataset)
+    from swarm_planner.core.dataset import build_dataset
+    from swarm_planner.plugins.models.export import export_bundle
+    from swarm_planner.plugins.models.training import TrainConfig, train
+    from swarm_planner.sim.generate import SimConfig, simulate
+
+    work = Path(tempfile.mkdtemp(prefix="planner-infer-bench-"))
+    simulate(work / "root", SimConfig(runs=5000, seed=1))
+    build_dataset(work / "root", work / "dataset")
+    train(work / "dataset", work / "bundle", TrainConfig(model="mlp"))
+    export_bundle(work / "bundle", work / "dataset")
+    return work / "bundle", work / "dataset"
+
+
+CHILD = """
+import json, resource, sys, time
+t = time.perf_counter()
+from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+from swarm_planner.core.contracts import PlannerInput, load
+imported = time.perf_counter()
+policy = OnnxPolicy(sys.argv[1])
+loaded = time.perf_counter()
+x = load(json.loads(sys.argv[2]), PlannerInput)
+for _ in range(200):
+    policy.decide(x)
+rss = int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024
+print(json.dumps({"import_ms": (imported - t) * 1e3, "load_ms": (loaded - imported) * 1e3,
+                  "rss_mib": rss, "torch": 'torch' in sys.modules}))
+"""
+
+
+def dense_model(path: Path, n_actions: int) -> None:
+    import torch
+    from torch import nn
+
+    class Dense(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(
+                nn.Linear(DENSE_WIDTH, 512),
+                nn.ReLU(),
+                nn.Linear(512, 256),
+                nn.ReLU(),
+                nn.Linear(256, 128),
+                nn.ReLU(),
+                nn.Linear(128, n_actions),
+            )
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Any:
+            logits = torch.where(mask, self.net(x), torch.full((1,), -1e9))
+            probs = torch.softmax(logits, dim=-1)
+            confidence, action = probs.max(dim=-1)
+            return probs, action, confidence
+
+    torch.manual_seed(0)
+    torch.onnx.export(
+        Dense().eval(),
+        (torch.zeros(2, DENSE_WIDTH), torch.ones(2, n_actions, dtype=torch.bool)),
+        str(path),
+        input_names=["x", "mask"],
+        output_names=["probs", "action", "confidence"],
+        dynamic_axes={"x": {0: "b"}, "mask": {0: "b"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--bundle")
+    parser.add_argument("--dataset")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    bundle, dataset = prepare(args)
+
+    import onnxruntime as ort
+
+    from swarm_planner.core.contracts import PlannerInput, dump, load
+    from swarm_planner.core.dataset import iter_dataset
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    rows = [r.planner_input for r in iter_dataset(dataset) if r.split == "test"]
+    parsed = [x for x in rows if len(x.history.last_n_similar_runs) == 8]
+    documents = [dump(x) for x in parsed]
+    policy = OnnxPolicy(bundle)
+    # A kernel builds every input with the one ActionSpace it holds (the bundle's): share it.
+    inputs = [attrs.evolve(x, action_space=policy.space) for x in parsed]
+    print(
+        f"bundle {bundle}: {len(inputs)} test inputs with 8 history runs, "
+        f"onnxruntime {ort.__version__}"
+    )
+
+    for x in inputs:  # warm the memo once
+        policy.decide(x)
+    warm = []
+    for _ in range(args.repeat):
+        for x in inputs:
+            t = time.perf_counter()
+            policy.decide(x)
+            warm.append(time.perf_counter() - t)
+    cold = []
+    for x in inputs:
+        policy.encoder._run_memo.clear()
+        t = time.perf_counter()
+        policy.decide(x)
+        cold.append(time.perf_counter() - t)
+    for x in inputs:  # warm the memo again (the cold loop emptied it)
+        policy.decide(x)
+    separate = []
+    for x in parsed:
+        t = time.perf_counter()
+        policy.decide(x)
+        separate.append(time.perf_counter() - t)
+    from_json = []
+    for doc in documents:
+        t = time.perf_counter()
+        policy.decide(load(doc, PlannerInput))
+        from_json.append(time.perf_counter() - t)
+    batch = (inputs * (256 // len(inputs) + 1))[:256]
+    policy.decide_batch(batch)
+    t = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        policy.decide_batch(batch)
+    throughput = rounds * 256 / (time.perf_counter() - t)
+
+    shipped = sum((bundle / n).stat().st_size for n in SHIPPED)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(bundle), json.dumps(documents[0])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    fresh = json.loads(child.stdout)
+
+    print("\nsparse (this design): embedding bag over the encoded ids")
+    for name, samples in (
+        ("one decision, memo warm", warm),
+        ("one decision, memo cold", cold),
+        ("own ActionSpace per input", separate),
+        ("one decision from JSON", from_json),
+    ):
+        p50, p99 = percentiles(samples)
+        print(f"  {name:<28} p50 {p50:7.1f} us   p99 {p99:7.1f} us")
+    print(f"  {'batched (256)':<28} {throughput:,.0f} decisions/s")
+    print(
+        f"  {'bundle (shipped files)':<28} {shipped / 1e6:.2f} MB   model.onnx "
+        f"{(bundle / 'model.onnx').stat().st_size / 1e6:.2f} MB"
+    )
+    print(
+        f"  {'fresh process':<28} import {fresh['import_ms']:.0f} ms, load + warm-up "
+        f"{fresh['load_ms']:.1f} ms, RSS {fresh['rss_mib']:.0f} MiB, "
+        f"torch imported: {fresh['torch']}"
+    )
+
+    work = Path(tempfile.mkdtemp(prefix="planner-dense-"))
+    dense_path = work / "dense.onnx"
+    dense_model(dense_path, len(policy.actions))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    dense = ort.InferenceSession(str(dense_path), options, providers=["CPUExecutionProvider"])
+
+    def dense_encode(x: PlannerInput) -> tuple[Any, Any]:
+        features = policy.encoder.encode(x)
+        vector = np.zeros((1, DENSE_WIDTH), dtype=np.float32)
+        np.add.at(vector[0], features.ids % DENSE_WIDTH, features.weights)
+        return vector, features.mask.reshape(1, -1)
+
+    dense_lat = []
+    for _ in range(args.repeat):
+        for x in inputs:
+            t = time.perf_counter()
+            v, m = dense_encode(x)
+            dense.run(None, {"x": v, "mask": m})
+            dense_lat.append(time.perf_counter() - t)
+    vectors = [dense_encode(x) for x in batch]
+    t = time.perf_counter()
+    for _ in range(rounds):
+        stacked = [dense_encode(x) for x in batch]
+        dense.run(
+            None,
+            {
+                "x": np.concatenate([v for v, _ in stacked]),
+                "mask": np.concatenate([m for _, m in stacked]),
+            },
+        )
+    dense_throughput = rounds * 256 / (time.perf_counter() - t)
+    del vectors
+    p50, p99 = percentiles(dense_lat)
+    print(f"\ndense first draft: {DENSE_WIDTH}-wide input, 512/256/128 trunk (same inputs)")
+    print(f"  {'one decision':<28} p50 {p50:7.1f} us   p99 {p99:7.1f} us")
+    print(f"  {'batched (256)':<28} {dense_throughput:,.0f} decisions/s")
+    print(f"  {'model.onnx':<28} {dense_path.stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

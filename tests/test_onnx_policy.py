@@ -1,0 +1,185 @@
+"""The onnx policy serves an exported bundle with onnxruntime alone (runs in the no-torch envs)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from swarm_planner.cli.app import app
+from swarm_planner.core.bundle import BundleError
+from swarm_planner.core.contracts import PlannerAction, PlannerInput, load
+from swarm_planner.core.errors import InvalidActionError
+from swarm_planner.core.plugins import PluginHost
+from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BUNDLE = FIXTURES / "tiny-bundle"
+
+
+@pytest.fixture(scope="module")
+def planner_input() -> PlannerInput:
+    return load(json.loads((FIXTURES / "tiny_planner_input.json").read_text()), PlannerInput)
+
+
+@pytest.fixture(scope="module")
+def policy() -> OnnxPolicy:
+    return OnnxPolicy(BUNDLE)
+
+
+def test_it_answers_what_onnxruntime_answered_at_export(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    expected = json.loads((FIXTURES / "tiny_expected.json").read_text())
+    decision = policy.decide(planner_input)
+    assert decision.action.text == expected["action"]
+    assert decision.confidence == pytest.approx(expected["confidence"], abs=1e-6)
+    assert np.allclose(decision.probs, expected["probs"], atol=1e-6)
+
+
+def test_it_answers_over_the_valid_actions_only(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    dist = policy.predict(planner_input)
+    assert dist.actions == planner_input.action_space.valid_actions(planner_input.job_type)
+    assert abs(dist.probs.sum() - 1.0) < 1e-9
+    decision = policy.decide(planner_input)
+    assert np.all(decision.probs[~decision.mask] == 0.0)
+    assert dist.best() == (decision.action, pytest.approx(decision.confidence, abs=1e-6))
+
+
+def test_batches_agree_with_single_decisions(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    import attrs
+
+    from swarm_planner.core.contracts import History
+
+    inputs = [planner_input, attrs.evolve(planner_input, history=History()), planner_input]
+    batch = policy.decide_batch(inputs)
+    for one, planner in zip(batch, inputs, strict=True):
+        single = policy.decide(planner)
+        assert one.action == single.action
+        assert one.confidence == pytest.approx(single.confidence, abs=1e-6)
+
+
+def test_the_session_is_single_threaded_without_spinning(policy: OnnxPolicy) -> None:
+    options = policy.session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_it_is_registered_and_picked_by_name(host: PluginHost, planner_input: PlannerInput) -> None:
+    policy = host.create("policy", "onnx", {"path": str(BUNDLE)})
+    assert (
+        policy.predict(planner_input).best()[0] == OnnxPolicy(BUNDLE).decide(planner_input).action
+    )
+
+
+def test_an_input_with_another_action_space_is_refused(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    import attrs
+
+    from swarm_planner.core.action_space import ActionSpace
+
+    other = attrs.evolve(planner_input, action_space=ActionSpace(max_minutes_bins=(10, 20, "NA")))
+    with pytest.raises(InvalidActionError, match="differs from the one"):
+        policy.decide(other)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda d: (d / "model.onnx").write_bytes(
+                (d / "model.onnx").read_bytes()[:-10] + b"0123456789"
+            ),
+            r"model.onnx: sha256 .* does not match",
+        ),
+        (
+            lambda d: (d / "validation.json").unlink(),
+            r"validation.json: listed in metadata.json but missing",
+        ),
+        (
+            lambda d: _rewrite(d / "metadata.json", bundle_format=0),
+            "bundle_format 0 is not supported",
+        ),
+        (lambda d: (d / "metadata.json").write_text("{"), "metadata.json: malformed JSON"),
+    ],
+)
+def test_damaged_or_old_bundles_are_refused_with_the_file_named(
+    tmp_path: Path, damage, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, copy)
+    damage(copy)
+    with pytest.raises(BundleError, match=message):
+        OnnxPolicy(copy)
+
+
+def _rewrite(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_planner_plan_prints_a_planner_action(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "--bundle",
+            str(BUNDLE),
+            "--input",
+            str(FIXTURES / "tiny_planner_input.json"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    action = load(json.loads(result.stdout), PlannerAction)
+    expected = json.loads((FIXTURES / "tiny_expected.json").read_text())
+    assert action.action.text == expected["action"]
+    assert action.schema_version == "cyntra.planner_action.v1"
+    assert (
+        action.input_hash
+        == load(
+            json.loads((FIXTURES / "tiny_planner_input.json").read_text()), PlannerInput
+        ).input_hash()
+    )
+    assert action.abstain_to_default == (action.confidence < 0.6)
+    assert action.model is not None and action.model.checkpoint_id.startswith("mlp@tiny-bundle:")
+    high = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "--bundle",
+            str(BUNDLE),
+            "--input",
+            str(FIXTURES / "tiny_planner_input.json"),
+            "--threshold",
+            "1.0",
+            "--json",
+        ],
+    )
+    assert json.loads(high.stdout)["abstain_to_default"] is True
+
+
+def test_serving_never_imports_torch() -> None:
+    code = (
+        "import json, sys\n"
+        "from swarm_planner.core.contracts import PlannerInput, load\n"
+        "from swarm_planner.plugins.models.onnx_policy import OnnxPolicy\n"
+        f"p = OnnxPolicy({str(BUNDLE)!r})\n"
+        f"x = load(json.load(open({str(FIXTURES / 'tiny_planner_input.json')!r})), PlannerInput)\n"
+        "p.decide(x)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -43,6 +43,16 @@ SHIPPED = (
 )
 
 
+def timed(fn: Any, items: list[Any]) -> list[float]:
+    """Seconds each call of ``fn`` took, one per item."""
+    out = []
+    for item in items:
+        t = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - t)
+    return out
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     us = np.array(samples) * 1e6
     return float(np.percentile(us, 50)), float(np.percentile(us, 99))
@@ -144,32 +154,16 @@ def main() -> None:
         f"onnxruntime {ort.__version__}"
     )
 
-    for x in inputs:  # warm the memo once
-        policy.decide(x)
-    warm = []
-    for _ in range(args.repeat):
-        for x in inputs:
-            t = time.perf_counter()
-            policy.decide(x)
-            warm.append(time.perf_counter() - t)
-    cold = []
-    for x in inputs:
+    def cold_decide(x: PlannerInput) -> None:
         policy.encoder._run_memo.clear()
-        t = time.perf_counter()
         policy.decide(x)
-        cold.append(time.perf_counter() - t)
-    for x in inputs:  # warm the memo again (the cold loop emptied it)
-        policy.decide(x)
-    separate = []
-    for x in parsed:
-        t = time.perf_counter()
-        policy.decide(x)
-        separate.append(time.perf_counter() - t)
-    from_json = []
-    for doc in documents:
-        t = time.perf_counter()
-        policy.decide(load(doc, PlannerInput))
-        from_json.append(time.perf_counter() - t)
+
+    timed(policy.decide, inputs)  # warm the memo once
+    warm = timed(policy.decide, inputs * args.repeat)
+    cold = timed(cold_decide, inputs)
+    timed(policy.decide, inputs)  # warm the memo again (the cold loop emptied it)
+    separate = timed(policy.decide, parsed)
+    from_json = timed(lambda doc: policy.decide(load(doc, PlannerInput)), documents)
     batch = (inputs * (256 // len(inputs) + 1))[:256]
     policy.decide_batch(batch)
     t = time.perf_counter()
@@ -222,14 +216,11 @@ def main() -> None:
         np.add.at(vector[0], features.ids % DENSE_WIDTH, features.weights)
         return vector, features.mask.reshape(1, -1)
 
-    dense_lat = []
-    for _ in range(args.repeat):
-        for x in inputs:
-            t = time.perf_counter()
-            v, m = dense_encode(x)
-            dense.run(None, {"x": v, "mask": m})
-            dense_lat.append(time.perf_counter() - t)
-    vectors = [dense_encode(x) for x in batch]
+    def dense_decide(x: PlannerInput) -> None:
+        v, m = dense_encode(x)
+        dense.run(None, {"x": v, "mask": m})
+
+    dense_lat = timed(dense_decide, inputs * args.repeat)
     t = time.perf_counter()
     for _ in range(rounds):
         stacked = [dense_encode(x) for x in batch]
@@ -241,7 +232,6 @@ def main() -> None:
             },
         )
     dense_throughput = rounds * 256 / (time.perf_counter() - t)
-    del vectors
     p50, p99 = percentiles(dense_lat)
     print(f"\ndense first draft: {DENSE_WIDTH}-wide input, 512/256/128 trunk (same inputs)")
     print(f"  {'one decision':<28} p50 {p50:7.1f} us   p99 {p99:7.1f} us")

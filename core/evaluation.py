@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -114,7 +114,7 @@ def _line_chart(
     ax.set_xlim(0, axes.limit)
     ax.set_ylim(0, axes.limit)
     ax.set_title(axes.title)
-    ax.legend(loc=axes.legend, fontsize=8)
+    ax.legend(loc=cast(Any, axes.legend), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -124,7 +124,7 @@ def plot_reliability(
     curves: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]], path: Path
 ) -> None:
     """Reliability diagram: accuracy against confidence per bin, one line per policy."""
-    lines = {}
+    lines: dict[str, tuple[list[float], list[float], list[str]]] = {}
     for name, (confidence, correct) in curves.items():
         rows = [r for r in reliability_table(confidence, correct) if r["count"]]
         lines[name] = ([r["confidence"] for r in rows], [r["accuracy"] for r in rows], [])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,7 @@ import numpy.typing as npt
 from swarm_planner.core.bundle import open_bundle, read_json, seal, write_json
 from swarm_planner.core.dataset import iter_dataset
 from swarm_planner.core.errors import PlannerError
-from swarm_planner.core.protocols import FeatureBatch
+from swarm_planner.core.protocols import FeatureBatch, Features
 from swarm_planner.plugins.models.torch_policy import REQUIRED_FILES, TorchPolicy
 
 OPSET = 17
@@ -54,7 +54,7 @@ def probe_batch(dataset: Path | str, policy: TorchPolicy, size: int = PROBE_SIZE
 
     from swarm_planner.core.contracts import History
 
-    features = []
+    features: list[Features] = []
     round_ = 0
     while len(features) < size:
         for row in rows:
@@ -86,14 +86,10 @@ def _export_module(policy: TorchPolicy) -> Any:
                 if net.kind == "joint":
                     weight, bias = net.joint.weight.clone(), net.joint.bias.clone()
                 else:
-                    weight = sum(
-                        head.weight[columns]
-                        for columns, head in zip(net.head_columns, net.heads, strict=True)
-                    )
-                    bias = sum(
-                        head.bias[columns]
-                        for columns, head in zip(net.head_columns, net.heads, strict=True)
-                    )
+                    heads = [cast(nn.Linear, h) for h in net.heads]
+                    pairs = list(zip(net.head_columns, heads, strict=True))
+                    weight = torch.stack([h.weight[c] for c, h in pairs]).sum(dim=0)
+                    bias = torch.stack([h.bias[c] for c, h in pairs]).sum(dim=0)
             self.out = nn.Linear(weight.shape[1], weight.shape[0])
             with torch.no_grad():
                 self.out.weight.copy_(weight)

@@ -198,8 +198,11 @@ def test_the_allowlist_comes_from_the_environment(
 
 
 def test_an_allowlisted_name_that_is_not_installed_is_warned_about() -> None:
-    with pytest.warns(PluginLoadWarning, match=r"names 'planner-nowhere', but no installed"):
-        PluginHost().load_entry_points(allowlist=["planner-nowhere"])
+    host = PluginHost()
+    with pytest.warns(PluginLoadWarning) as caught:
+        host.load_entry_points(allowlist=["planner-nowhere"])
+    assert any("names 'planner-nowhere', but no installed" in str(w.message) for w in caught)
+    assert host.failures == []  # a missing name is a warning, not a broken plugin
 
 
 def test_a_duplicate_name_is_an_error_naming_both_providers(

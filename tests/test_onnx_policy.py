@@ -130,45 +130,24 @@ def _rewrite(path: Path, **changes: object) -> None:
     path.write_text(json.dumps(data))
 
 
-def test_planner_plan_prints_a_planner_action(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "plan",
-            "--bundle",
-            str(BUNDLE),
-            "--input",
-            str(FIXTURES / "tiny_planner_input.json"),
-            "--json",
-        ],
-    )
+def _plan(*extra: str) -> dict[str, object]:
+    args = ["plan", "--bundle", str(BUNDLE), "--input", str(FIXTURES / "tiny_planner_input.json")]
+    result = CliRunner().invoke(app, [*args, "--json", *extra])
     assert result.exit_code == 0, result.output
-    action = load(json.loads(result.stdout), PlannerAction)
+    answer: dict[str, object] = json.loads(result.stdout)
+    return answer
+
+
+def test_planner_plan_prints_a_planner_action(planner_input: PlannerInput) -> None:
+    action = load(_plan(), PlannerAction)
     expected = json.loads((FIXTURES / "tiny_expected.json").read_text())
     assert action.action.text == expected["action"]
     assert action.schema_version == "cyntra.planner_action.v1"
-    assert (
-        action.input_hash
-        == load(
-            json.loads((FIXTURES / "tiny_planner_input.json").read_text()), PlannerInput
-        ).input_hash()
-    )
+    assert action.input_hash == planner_input.input_hash()
+    assert action.confidence is not None
     assert action.abstain_to_default == (action.confidence < 0.6)
     assert action.model is not None and action.model.checkpoint_id.startswith("mlp@tiny-bundle:")
-    high = CliRunner().invoke(
-        app,
-        [
-            "plan",
-            "--bundle",
-            str(BUNDLE),
-            "--input",
-            str(FIXTURES / "tiny_planner_input.json"),
-            "--threshold",
-            "1.0",
-            "--json",
-        ],
-    )
-    assert json.loads(high.stdout)["abstain_to_default"] is True
+    assert _plan("--threshold", "1.0")["abstain_to_default"] is True
 
 
 def test_serving_never_imports_torch() -> None:

@@ -102,15 +102,16 @@ class FeatureBatch:
 
     def padded(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """``ids [B, L]`` and ``weights [B, L]`` padded with id 0 at weight 0: the dense form
-        that an embedding gather plus a weighted sum (and an ONNX graph) takes."""
+        that an embedding gather plus a weighted sum (and an ONNX graph) takes. One scatter for
+        the whole batch (a loop over rows costs more than the model at batch 256)."""
         lengths = np.diff(self.offsets)
         width = max(1, int(lengths.max()) if len(lengths) else 1)
+        rows = np.repeat(np.arange(len(self)), lengths)
+        cols = np.arange(len(self.ids)) - np.repeat(self.offsets[:-1], lengths)
         ids = np.zeros((len(self), width), dtype=np.int64)
         weights = np.zeros((len(self), width), dtype=np.float32)
-        for r in range(len(self)):
-            start, end = self.offsets[r], self.offsets[r + 1]
-            ids[r, : end - start] = self.ids[start:end]
-            weights[r, : end - start] = self.weights[start:end]
+        ids[rows, cols] = self.ids
+        weights[rows, cols] = self.weights
         return ids, weights
 
     def take(self, rows: npt.NDArray[np.int64]) -> FeatureBatch:
@@ -135,9 +136,23 @@ class Encoder(Protocol):
 
     def config(self) -> dict[str, Any]: ...
 
-    def encode(self, planner_input: PlannerInput) -> Features: ...
+    def encode(
+        self, planner_input: PlannerInput, *, mask: npt.NDArray[np.bool_] | None = None
+    ) -> Features:
+        """One input. ``mask``: the job type's validity mask when the caller holds it already
+        (a policy that checked the input's action space against its own); else the encoder
+        takes it from the input's action space."""
+        ...
 
-    def encode_batch(self, inputs: Sequence[PlannerInput]) -> FeatureBatch: ...
+    def encode_batch(
+        self,
+        inputs: Sequence[PlannerInput],
+        *,
+        masks: npt.NDArray[np.bool_] | None = None,
+    ) -> FeatureBatch:
+        """Many inputs, exactly as :meth:`encode` would give them one by one; ``masks [B, A]``
+        as ``mask`` above."""
+        ...
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ import pytest
 from swarm_planner.core.contracts import History, PlannerInput, dump
 from swarm_planner.core.errors import ConfigError
 from swarm_planner.core.plugins import PluginHost
-from swarm_planner.core.protocols import Encoder, FeatureBatch
+from swarm_planner.core.protocols import Encoder
 from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions
 
 MakeInput = Callable[..., PlannerInput]
@@ -87,17 +87,42 @@ def test_n_history_limits_the_slots_encoded(make_input: MakeInput) -> None:
     assert not any(k.startswith("h1.") for k, _ in tokens)
 
 
-def test_a_batch_is_the_stacked_features_and_pads_with_zero_weight(make_input: MakeInput) -> None:
+def test_a_batch_holds_each_inputs_bag_with_repeats_merged(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    inputs = [make_input(risk="low"), attrs.evolve(make_input(), history=History()), make_input()]
+    batch = encoder.encode_batch(inputs)
+    assert len(batch) == 3 and batch.offsets[0] == 0 and batch.offsets[-1] == len(batch.ids)
+    for row, planner_input in enumerate(inputs):
+        single = encoder.encode(planner_input)
+        distinct, counts = np.unique(single.ids, return_counts=True)
+        start, end = batch.offsets[row], batch.offsets[row + 1]
+        assert np.array_equal(batch.ids[start:end], distinct)
+        assert np.array_equal(batch.weights[start:end], counts.astype(np.float32))
+        assert np.array_equal(batch.mask[row], single.mask)
+    assert batch.weights.max() > 1  # the two history runs share failure signals
+
+
+def test_the_padded_form_pads_with_id_zero_at_weight_zero(make_input: MakeInput) -> None:
     encoder = CompositionalEncoder()
     inputs = [make_input(risk="low"), attrs.evolve(make_input(), history=History())]
     batch = encoder.encode_batch(inputs)
-    assert len(batch) == 2 and batch.offsets[0] == 0 and batch.offsets[-1] == len(batch.ids)
     ids, weights = batch.padded()
-    single = encoder.encode(inputs[1])
-    n = len(single.ids)
-    assert np.array_equal(ids[1, :n], single.ids) and weights[1, n:].sum() == 0
-    again = FeatureBatch.stack([encoder.encode(i) for i in inputs]).take(np.array([1]))
-    assert np.array_equal(again.ids, single.ids)
+    n = int(batch.offsets[2] - batch.offsets[1])
+    assert ids.shape == weights.shape == (2, int(np.diff(batch.offsets).max()))
+    assert np.array_equal(ids[1, :n], batch.ids[batch.offsets[1] :])
+    assert not ids[1, n:].any() and not weights[1, n:].any()
+    again = batch.take(np.array([1]))
+    assert np.array_equal(again.ids, batch.ids[batch.offsets[1] :])
+
+
+def test_one_input_is_the_same_bag_alone_or_in_any_batch(make_input: MakeInput) -> None:
+    encoder = CompositionalEncoder()
+    target = make_input(tags=["api"])
+    alone = encoder.encode_batch([target])
+    among = encoder.encode_batch([make_input(risk="critical"), target, make_input(tags=[])])
+    start, end = among.offsets[1], among.offsets[2]
+    assert np.array_equal(alone.ids, among.ids[start:end])
+    assert np.array_equal(alone.weights, among.weights[start:end])
 
 
 def test_the_config_rebuilds_the_same_encoder_in_a_new_process(make_input: MakeInput) -> None:

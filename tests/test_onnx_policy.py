@@ -69,6 +69,52 @@ def test_batches_agree_with_single_decisions(
         assert one.confidence == pytest.approx(single.confidence, abs=1e-6)
 
 
+def test_a_shorter_input_after_a_longer_one_sees_no_leftover_ids(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    import attrs
+
+    from swarm_planner.core.contracts import History
+
+    short = attrs.evolve(planner_input, history=History())
+    assert len(policy.encoder.encode(short).ids) < len(policy.encoder.encode(planner_input).ids)
+    fresh = OnnxPolicy(BUNDLE).decide(short)
+    policy.decide(planner_input)  # fills this thread's buffer further than `short` will
+    again = policy.decide(short)
+    assert again.action == fresh.action
+    assert np.array_equal(again.probs, fresh.probs)
+
+
+def test_threads_deciding_at_once_get_their_own_answers(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import attrs
+
+    from swarm_planner.core.contracts import History
+
+    inputs = [planner_input, attrs.evolve(planner_input, history=History())] * 50
+    expected = [policy.decide(x).probs for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda x: policy.decide(x).probs, inputs))
+    assert all(np.array_equal(a, e) for a, e in zip(answers, expected, strict=True))
+
+
+def test_an_input_wider_than_the_warm_buffers_is_served(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    import attrs
+
+    keywords = tuple(f"kw{i}" for i in range(400))
+    wide = attrs.evolve(planner_input, issue=attrs.evolve(planner_input.issue, keywords=keywords))
+    assert len(policy.encoder.encode(wide).ids) > 512
+    one = policy.decide(wide)
+    (batched,) = policy.decide_batch([wide])
+    assert one.action == batched.action
+    assert one.confidence == pytest.approx(batched.confidence, abs=1e-6)
+
+
 def test_the_session_is_single_threaded_without_spinning(policy: OnnxPolicy) -> None:
     options = policy.session.get_session_options()
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1

@@ -22,6 +22,7 @@ each input's job type over every action tuple of its action space.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,8 +58,8 @@ NULL = "null"
 _RUN_MEMO_SIZE = 65_536
 """History-run parts remembered (cleared when full, so memory stays bounded)."""
 
-_OPEN_CACHE_PER_KEY = 50_000
-"""Memoised open values per key; beyond it values are hashed each time (bounded memory)."""
+_OPEN_CACHE_SIZE = 200_000
+"""Memoised open tokens; beyond it tokens are hashed each time (bounded memory)."""
 
 _positive = validator(lambda v: f"{v!r} is below 1" if v < 1 else None)
 _non_negative = validator(lambda v: f"{v!r} is negative" if v < 0 else None)
@@ -157,15 +158,20 @@ class _Closed(dict[str, Any]):
 class _Tables:
     """What one walk over an input emits: ids (the fast path) or readable tokens (debugging).
 
-    ``closed[key][value]`` and the per-slot tables give a closed token's output; ``open(key,
-    value)`` gives an open token's outputs. Encoding and :meth:`CompositionalEncoder.tokens` walk
-    the input with the same code and different tables, so they cannot drift apart.
+    ``closed[key][value]`` gives a closed token's output, ``open(key, value)`` an open token's
+    outputs (``seen`` remembers them: the walk reads it first, skipping a call). The per-slot
+    tables are indexed the way the walk computes them (recency by bucket number, same-issue by
+    a bool). Encoding and :meth:`CompositionalEncoder.tokens` walk the input with the same code
+    and different tables, so they cannot drift apart.
     """
 
     closed: dict[str, dict[str, Any]]
     slots: list[dict[str, dict[str, Any]]]
+    slot_recency: list[tuple[Any, ...]]
+    slot_same: list[tuple[Any, Any]]
     slot_keys: list[tuple[str, str]]
     open: Any
+    seen: dict[tuple[str, str], tuple[Any, ...]]
 
 
 class CompositionalEncoder:
@@ -189,26 +195,25 @@ class CompositionalEncoder:
         self.pair_offset = n
         self.value_offset = self.pair_offset + self.options.pair_buckets
         self.n_features = self.value_offset + self.options.value_buckets
-        self._open_cache: dict[str, dict[str, tuple[int, int]]] = {}
-        self._run_memo: dict[tuple[str, int, int], tuple[int, ...]] = {}
+        self._open_cache: dict[tuple[str, str], tuple[int, int]] = {}
+        self._created_ms: dict[str, int | None] = {}
+        self._run_memo: dict[tuple[str, int, int], npt.NDArray[np.int64]] = {}
         self._ones = np.ones(512, dtype=np.float32)
         self._ones.setflags(write=False)
-        fields = ("status", "duration", "recency", "same_issue", "candidates", "minutes")
-        slot_keys = [(f"h{i}.swarm", f"h{i}.failure") for i in range(self.options.n_history)]
-        self._ids = _Tables(
-            closed_ids,
-            [{f: closed_ids[f"h{i}.{f}"] for f in fields} for i in range(self.options.n_history)],
-            slot_keys,
-            self._open_ids,
-        )
-        self._tokens = _Tables(
-            closed_tokens,
-            [
-                {f: closed_tokens[f"h{i}.{f}"] for f in fields}
-                for i in range(self.options.n_history)
-            ],
-            slot_keys,
-            _token,
+        self._ids = self._tables(closed_ids, self._open_ids, self._open_cache)
+        self._tokens = self._tables(closed_tokens, _token, {})
+
+    def _tables(self, closed: dict[str, dict[str, Any]], open_: Any, seen: Any) -> _Tables:
+        fields = ("status", "duration", "candidates", "minutes")
+        slots = range(self.options.n_history)
+        return _Tables(
+            closed,
+            [{f: closed[f"h{i}.{f}"] for f in fields} for i in slots],
+            [tuple(closed[f"h{i}.recency"][str(b)] for b in range(4)) for i in slots],
+            [(closed[f"h{i}.same_issue"]["no"], closed[f"h{i}.same_issue"]["yes"]) for i in slots],
+            [(f"h{i}.swarm", f"h{i}.failure") for i in slots],
+            open_,
+            seen,
         )
 
     @classmethod
@@ -220,27 +225,45 @@ class CompositionalEncoder:
         return {"name": "compositional", "options": attrs.asdict(self.options)}
 
     def _open_ids(self, key: str, value: str) -> tuple[int, int]:
-        """The hashed pair id and shared value id of an open token (memoised per key)."""
-        bucket = self._open_cache.get(key)
-        if bucket is None:
-            bucket = self._open_cache[key] = {}
-        ids = bucket.get(value)
+        """The hashed pair id and shared value id of an open token (memoised, bounded)."""
+        ids = self._open_cache.get((key, value))
         if ids is None:
             pair = self.pair_offset + _stable_int(f"{key}\x1f{value}") % self.options.pair_buckets
             shared = self.value_offset + _stable_int(f"\x1e{value}") % self.options.value_buckets
             ids = (pair, shared)
-            if len(bucket) < _OPEN_CACHE_PER_KEY:
-                bucket[value] = ids
+            if len(self._open_cache) < _OPEN_CACHE_SIZE:
+                self._open_cache[(key, value)] = ids
         return ids
 
     def tokens(self, planner_input: PlannerInput) -> list[Token]:
-        """The ``(key, value)`` tokens of an input: the readable form of its features."""
-        out: list[Token] = self._walk(planner_input, self._tokens)
-        return out
+        """The ``(key, value)`` tokens of an input: the readable form of its features (a bag:
+        the input's own tokens first, then each history run's query-independent ones)."""
+        out, parts = self._walk(planner_input, self._tokens)
+        return [*out, *itertools.chain.from_iterable(parts)]
 
-    def _walk(self, planner_input: PlannerInput, t: _Tables) -> list[Any]:
+    def _query_ms(self, created_at: str) -> int | None:
+        """The decision's time in ms (memoised: parsing RFC3339 costs more than the rest of an
+        issue's features, and a batch or a kernel tick shares one ``created_at``)."""
+        ms = self._created_ms.get(created_at, -1)
+        if ms == -1:
+            try:
+                ms = ms_from_rfc3339(created_at)
+            except ValueError:
+                ms = None
+            if len(self._created_ms) >= _RUN_MEMO_SIZE:
+                self._created_ms.clear()
+            self._created_ms[created_at] = ms
+        return ms
+
+    def _walk(self, planner_input: PlannerInput, t: _Tables) -> tuple[list[Any], list[Any]]:
+        """Every output of an input, unsorted: the input's own outputs, and the query-independent
+        part of each history run (memoised by run and slot as a read-only id array, since the same
+        past runs are retrieved for many decisions; a tuple of tokens when not encoding). The hot
+        path of every decision: lookups are bound to locals and open tokens are read from the
+        memo before calling."""
         out: list[Any] = []
-        add, extend, closed, open_ = out.append, out.extend, t.closed, t.open
+        parts: list[Any] = []
+        add, extend, closed, open_, seen = out.append, out.extend, t.closed, t.open, t.seen.get
         issue = planner_input.issue
         add(closed["issue.dk_priority"][issue.dk_priority])
         add(closed["issue.dk_risk"][issue.dk_risk])
@@ -253,9 +276,9 @@ class CompositionalEncoder:
         else:
             extend(open_("issue.dk_tool_hint", issue.dk_tool_hint))
         for tag in issue.tags:
-            extend(open_("issue.tag", tag))
+            extend(seen(("issue.tag", tag)) or open_("issue.tag", tag))
         for keyword in issue.keywords or ():
-            extend(open_("issue.keyword", keyword))
+            extend(seen(("issue.keyword", keyword)) or open_("issue.keyword", keyword))
         defaults = planner_input.universe_defaults
         extend(open_("universe.swarm_id", defaults.swarm_id or NULL))
         extend(open_("universe.objective_id", defaults.objective_id or NULL))
@@ -276,36 +299,47 @@ class CompositionalEncoder:
                 add(closed["system.available_toolchains"][NULL])
             else:
                 for toolchain in state.available_toolchains:
-                    extend(open_("system.toolchain", toolchain))
+                    extend(
+                        seen(("system.toolchain", toolchain))
+                        or open_("system.toolchain", toolchain)
+                    )
             for name, rate in sorted((state.toolchain_health or {}).items()):
-                extend(open_("system.toolchain_health", f"{name}:{_health_bin(rate)}"))
+                health = f"{name}:{_health_bin(rate)}"
+                extend(
+                    seen(("system.toolchain_health", health))
+                    or open_("system.toolchain_health", health)
+                )
 
         runs = planner_input.history.last_n_similar_runs[: self.options.n_history]
         issue_id = issue.issue_id
-        query_ms = _created_ms(planner_input)
+        query_ms = self._query_ms(planner_input.created_at)
         same = failed = 0
         memo = self._run_memo if t is self._ids else None
         for i, run in enumerate(runs):
-            slot = t.slots[i]
-            status = run.outcome.status
-            same += run.issue_id == issue_id
-            failed += status != "success"
-            age = recency_bucket(query_ms - run.started_ms) if query_ms is not None else 3
-            add(slot["recency"][str(age)])
-            add(slot["same_issue"]["yes" if run.issue_id == issue_id else "no"])
+            is_same = run.issue_id == issue_id
+            same += is_same
+            failed += run.outcome.status != "success"
+            age = 3 if query_ms is None else recency_bucket(query_ms - run.started_ms)
+            add(t.slot_recency[i][age])
+            add(t.slot_same[i][is_same])
             key = (run.run_id, run.started_ms, i)
-            cached = memo.get(key) if memo is not None else None
+            if memo is None:
+                parts.append(self._run_part(run, t.slots[i], t.slot_keys[i], open_))
+                continue
+            cached = memo.get(key)
             if cached is None:
-                cached = self._run_part(run, slot, t.slot_keys[i], open_)
-                if memo is not None:
-                    if len(memo) >= _RUN_MEMO_SIZE:
-                        memo.clear()
-                    memo[key] = cached
-            extend(cached)
+                cached = np.array(
+                    self._run_part(run, t.slots[i], t.slot_keys[i], open_), dtype=np.int64
+                )
+                cached.setflags(write=False)
+                if len(memo) >= _RUN_MEMO_SIZE:
+                    memo.clear()
+                memo[key] = cached
+            parts.append(cached)
         add(closed["history.count"][str(len(runs))])
         add(closed["history.same_issue"][_small(same, 3)])
         add(closed["history.failed"][_small(failed, 3)])
-        return out
+        return out, parts
 
     @staticmethod
     def _run_part(
@@ -333,31 +367,77 @@ class CompositionalEncoder:
         self, planner_input: PlannerInput, *, mask: npt.NDArray[np.bool_] | None = None
     ) -> Features:
         """Sorted ids (a repeated token repeats its id) with weight 1 each, and the job type's
-        validity mask. Sorting makes sets order-invariant and the float sum reproducible; not
-        merging repeats keeps the hot path to two numpy calls (the bag's sum is the same)."""
-        walked = self._walk(planner_input, self._ids)
-        ids = np.fromiter(walked, dtype=np.int64, count=len(walked))
+        validity mask. Sorting makes sets order-invariant and the float sum reproducible. Repeats
+        are kept: merging them costs one decision more than the shorter gather saves (a batch
+        merges them, see :meth:`encode_batch`)."""
+        out, parts = self._walk(planner_input, self._ids)
+        ids = np.concatenate((np.fromiter(out, dtype=np.int64, count=len(out)), *parts))
         ids.sort()
         if len(ids) > len(self._ones):
-            self._ones = np.ones(len(ids), dtype=np.float32)
+            self._ones = np.ones(2 * len(ids), dtype=np.float32)
             self._ones.setflags(write=False)
         if mask is None:  # a caller that checked the space already passes the job type's mask
             mask = planner_input.action_space.job_mask(planner_input.job_type)
         return Features(ids, self._ones[: len(ids)], mask)
 
-    def encode_batch(self, inputs: Sequence[PlannerInput]) -> FeatureBatch:
-        return FeatureBatch.stack([self.encode(i) for i in inputs])
+    def encode_batch(
+        self,
+        inputs: Sequence[PlannerInput],
+        *,
+        masks: npt.NDArray[np.bool_] | None = None,
+    ) -> FeatureBatch:
+        """The features of :meth:`encode` per input with repeats merged (each distinct id once,
+        weighted by its count: the same bag, a third shorter to gather), built for the whole batch
+        at once: every id keyed by ``row * n_features + id``, so that one sort orders the rows and
+        the ids inside each row, and one pass merges repeats."""
+        if not inputs:
+            raise ValueError("cannot encode zero inputs")
+        outs, parts = [], []
+        for planner_input in inputs:
+            out, run_parts = self._walk(planner_input, self._ids)
+            outs.append(out)
+            parts.append(run_parts)
+        rows = np.arange(len(inputs), dtype=np.int64) * self.n_features
+        own = np.fromiter(
+            itertools.chain.from_iterable(outs),
+            dtype=np.int64,
+            count=sum(map(len, outs)),
+        )
+        own += np.repeat(rows, [len(out) for out in outs])
+        flat_parts = list(itertools.chain.from_iterable(parts))
+        if flat_parts:
+            runs = np.concatenate(flat_parts)
+            runs += np.repeat(
+                np.repeat(rows, [len(p) for p in parts]), [len(p) for p in flat_parts]
+            )
+            keyed = np.concatenate((own, runs))
+        else:
+            keyed = own
+        keyed.sort()
+        keyed, counts = _merge_repeats(keyed)
+        row = keyed // self.n_features
+        ids = keyed - row * self.n_features
+        offsets = np.zeros(len(inputs) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row, minlength=len(inputs)), out=offsets[1:])
+        if masks is None:
+            masks = np.stack([x.action_space.job_mask(x.job_type) for x in inputs])
+        return FeatureBatch(ids, offsets, counts, masks)
+
+
+def _merge_repeats(
+    ids: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Sorted ids → the distinct ids and how often each occurs (as float weights)."""
+    first = np.empty(len(ids), dtype=bool)
+    first[:1] = True
+    np.not_equal(ids[1:], ids[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=len(ids)).astype(np.float32)
+    return ids[starts], counts
 
 
 def _token(key: str, value: str) -> tuple[Token]:
     return ((key, value),)
-
-
-def _created_ms(planner_input: PlannerInput) -> int | None:
-    try:
-        return ms_from_rfc3339(planner_input.created_at)
-    except ValueError:
-        return None
 
 
 @hookimpl

@@ -69,8 +69,15 @@ def failure_signals(run: RunSummary) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*run.outcome.fail_codes, *gates]))
 
 
+_WEEK_MS = 7 * DAY_MS
+_MONTH_MS = 30 * DAY_MS
+
+
 def recency_bucket(age_ms: int) -> int:
-    return int(age_ms >= DAY_MS) + int(age_ms >= 7 * DAY_MS) + int(age_ms >= 30 * DAY_MS)
+    """0 within a day, 1 within a week, 2 within 30 days, 3 older (on every decision's path:
+    booleans add up to an int without a call)."""
+    bucket: int = (age_ms >= DAY_MS) + (age_ms >= _WEEK_MS) + (age_ms >= _MONTH_MS)
+    return bucket
 
 
 def scorer_named(name: str) -> Scorer:

@@ -172,6 +172,8 @@ class _Tables:
     slot_keys: list[tuple[str, str]]
     open: Any
     seen: dict[tuple[str, str], tuple[Any, ...]]
+    facts: dict[tuple[Any, ...], tuple[Any, ...]] | None
+    health: dict[tuple[str, float], tuple[Any, ...]] | None
 
 
 class CompositionalEncoder:
@@ -200,10 +202,12 @@ class CompositionalEncoder:
         self._run_memo: dict[tuple[str, int, int], npt.NDArray[np.int64]] = {}
         self._ones = np.ones(512, dtype=np.float32)
         self._ones.setflags(write=False)
-        self._ids = self._tables(closed_ids, self._open_ids, self._open_cache)
-        self._tokens = self._tables(closed_tokens, _token, {})
+        self._ids = self._tables(closed_ids, self._open_ids, self._open_cache, {}, {})
+        self._tokens = self._tables(closed_tokens, _token, {}, None, None)
 
-    def _tables(self, closed: dict[str, dict[str, Any]], open_: Any, seen: Any) -> _Tables:
+    def _tables(
+        self, closed: dict[str, dict[str, Any]], open_: Any, seen: Any, facts: Any, health: Any
+    ) -> _Tables:
         fields = ("status", "duration", "candidates", "minutes")
         slots = range(self.options.n_history)
         return _Tables(
@@ -214,6 +218,8 @@ class CompositionalEncoder:
             [(f"h{i}.swarm", f"h{i}.failure") for i in slots],
             open_,
             seen,
+            facts,
+            health,
         )
 
     @classmethod
@@ -265,23 +271,30 @@ class CompositionalEncoder:
         parts: list[Any] = []
         add, extend, closed, open_, seen = out.append, out.extend, t.closed, t.open, t.seen.get
         issue = planner_input.issue
-        add(closed["issue.dk_priority"][issue.dk_priority])
-        add(closed["issue.dk_risk"][issue.dk_risk])
-        add(closed["issue.dk_size"][issue.dk_size])
-        add(closed["issue.dk_attempts"][_small(issue.dk_attempts, 4)])
-        add(closed["issue.tags.count"][_small(len(issue.tags), 4)])
-        extend(open_("job_type", planner_input.job_type))
-        if issue.dk_tool_hint is None:
-            add(closed["issue.dk_tool_hint"][NULL])
-        else:
-            extend(open_("issue.dk_tool_hint", issue.dk_tool_hint))
+        defaults = planner_input.universe_defaults
+        facts = (
+            issue.dk_priority,
+            issue.dk_risk,
+            issue.dk_size,
+            issue.dk_attempts,
+            len(issue.tags),
+            issue.dk_tool_hint,
+            planner_input.job_type,
+            defaults.swarm_id,
+            defaults.objective_id,
+        )
+        facts_out = t.facts.get(facts) if t.facts is not None else None
+        if facts_out is None:
+            facts_out = self._facts_part(facts, t)
+            if t.facts is not None:
+                if len(t.facts) >= _RUN_MEMO_SIZE:
+                    t.facts.clear()
+                t.facts[facts] = facts_out
+        extend(facts_out)
         for tag in issue.tags:
             extend(seen(("issue.tag", tag)) or open_("issue.tag", tag))
         for keyword in issue.keywords or ():
             extend(seen(("issue.keyword", keyword)) or open_("issue.keyword", keyword))
-        defaults = planner_input.universe_defaults
-        extend(open_("universe.swarm_id", defaults.swarm_id or NULL))
-        extend(open_("universe.objective_id", defaults.objective_id or NULL))
 
         state = planner_input.system_state
         if state is None:
@@ -291,10 +304,14 @@ class CompositionalEncoder:
             add(closed["system.active_workcells_bin"][state.active_workcells_bin or NULL])
             add(closed["system.queue_depth_bin"][state.queue_depth_bin or NULL])
             add(closed["system.hour_bucket"][_hour_bin(state.hour_bucket)])
-            if state.budget_remaining_bin is None:
+            budget = state.budget_remaining_bin
+            if budget is None:
                 add(closed["system.budget_remaining_bin"][NULL])
             else:
-                extend(open_("system.budget_remaining_bin", state.budget_remaining_bin))
+                extend(
+                    seen(("system.budget_remaining_bin", budget))
+                    or open_("system.budget_remaining_bin", budget)
+                )
             if state.available_toolchains is None:
                 add(closed["system.available_toolchains"][NULL])
             else:
@@ -303,25 +320,30 @@ class CompositionalEncoder:
                         seen(("system.toolchain", toolchain))
                         or open_("system.toolchain", toolchain)
                     )
-            for name, rate in sorted((state.toolchain_health or {}).items()):
-                health = f"{name}:{_health_bin(rate)}"
-                extend(
-                    seen(("system.toolchain_health", health))
-                    or open_("system.toolchain_health", health)
-                )
+            if state.toolchain_health:
+                health = t.health
+                for name_rate in sorted(state.toolchain_health.items()):
+                    ids = health.get(name_rate) if health is not None else None
+                    if ids is None:
+                        name, rate = name_rate
+                        ids = open_("system.toolchain_health", f"{name}:{_health_bin(rate)}")
+                        if health is not None and len(health) < _OPEN_CACHE_SIZE:
+                            health[name_rate] = ids
+                    extend(ids)
 
         runs = planner_input.history.last_n_similar_runs[: self.options.n_history]
         issue_id = issue.issue_id
         query_ms = self._query_ms(planner_input.created_at)
         same = failed = 0
         memo = self._run_memo if t is self._ids else None
+        slot_recency, slot_same = t.slot_recency, t.slot_same
         for i, run in enumerate(runs):
             is_same = run.issue_id == issue_id
             same += is_same
             failed += run.outcome.status != "success"
             age = 3 if query_ms is None else recency_bucket(query_ms - run.started_ms)
-            add(t.slot_recency[i][age])
-            add(t.slot_same[i][is_same])
+            add(slot_recency[i][age])
+            add(slot_same[i][is_same])
             key = (run.run_id, run.started_ms, i)
             if memo is None:
                 parts.append(self._run_part(run, t.slots[i], t.slot_keys[i], open_))
@@ -340,6 +362,28 @@ class CompositionalEncoder:
         add(closed["history.same_issue"][_small(same, 3)])
         add(closed["history.failed"][_small(failed, 3)])
         return out, parts
+
+    @staticmethod
+    def _facts_part(facts: tuple[Any, ...], t: _Tables) -> tuple[Any, ...]:
+        """The outputs of an issue's scalar facts and the universe's defaults (memoised by their
+        values: a few hundred combinations recur across every decision)."""
+        priority, risk, size, attempts, n_tags, hint, job_type, swarm_id, objective_id = facts
+        closed, open_ = t.closed, t.open
+        out = [
+            closed["issue.dk_priority"][priority],
+            closed["issue.dk_risk"][risk],
+            closed["issue.dk_size"][size],
+            closed["issue.dk_attempts"][_small(attempts, 4)],
+            closed["issue.tags.count"][_small(n_tags, 4)],
+            *open_("job_type", job_type),
+        ]
+        if hint is None:
+            out.append(closed["issue.dk_tool_hint"][NULL])
+        else:
+            out += open_("issue.dk_tool_hint", hint)
+        out += open_("universe.swarm_id", swarm_id or NULL)
+        out += open_("universe.objective_id", objective_id or NULL)
+        return tuple(out)
 
     @staticmethod
     def _run_part(

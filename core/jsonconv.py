@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import difflib
+import types
 import typing
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -207,6 +208,61 @@ def _literal_hook(tp: Any) -> Callable[[Any, Any], Any]:
 converter.register_structure_hook_factory(_is_literal, _literal_hook)
 
 
+def _is_optional(tp: Any) -> bool:
+    args = get_args(tp)
+    return (
+        get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args
+    )
+
+
+def _optional_structure(tp: Any) -> Callable[[Any, Any], Any]:
+    """``X | None`` with the hook of ``X`` looked up once (cattrs looks it up on every value)."""
+    (inner_t,) = (a for a in get_args(tp) if a is not type(None))
+    inner = converter.get_structure_hook(inner_t)
+
+    def structure(value: Any, _: Any) -> Any:
+        return None if value is None else inner(value, inner_t)
+
+    return structure
+
+
+converter.register_structure_hook_factory(_is_optional, _optional_structure)
+
+
+def _is_homogeneous_tuple(tp: Any) -> bool:
+    args = get_args(tp)
+    return get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
+    """``tuple[X, ...]`` from a JSON array only: cattrs would take any iterable, turning the
+    string ``"api"`` into ``("a", "p", "i")`` and an object into its keys."""
+    inner_t = get_args(tp)[0]
+    inner = converter.get_structure_hook(inner_t)
+
+    def structure(value: Any, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected an array, got {value!r} ({_type_name(value)})")
+        try:
+            return tuple([inner(v, inner_t) for v in value])
+        except Exception:  # redone below to report every bad element
+            pass
+        problems: list[Exception] = []
+        for index, v in enumerate(value):
+            try:
+                inner(v, inner_t)
+            except Exception as exc:  # collected and re-raised with the index as a note
+                note = IterableValidationNote(f"Structuring {tp} @ index {index}", index, inner_t)
+                setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010
+                problems.append(exc)
+        raise IterableValidationError(f"While structuring {tp!r}", problems, tp)
+
+    return structure
+
+
+converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_structure_strict)
+
+
 def _is_sequence_to_list(tp: Any) -> bool:
     return get_origin(tp) is tuple
 
@@ -228,16 +284,18 @@ converter.register_unstructure_hook_factory(_is_sequence_to_list, _tuple_unstruc
 def _mapping_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
     args = get_args(tp)
     key_t, val_t = (*args, Any, Any)[:2]
+    key_hook = None if key_t is Any else converter.get_structure_hook(key_t)
+    val_hook = None if val_t is Any else converter.get_structure_hook(val_t)
 
     def structure(value: Any, _: Any) -> dict[Any, Any]:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # dict: the fast case
             raise TypeError(f"expected an object, got {value!r} ({_type_name(value)})")
         out: dict[Any, Any] = {}
         problems: list[Exception] = []
         for k, v in value.items():
             try:
-                kk = k if key_t is Any else converter.structure(k, key_t)
-                out[kk] = v if val_t is Any else converter.structure(v, val_t)
+                kk = k if key_hook is None else key_hook(k, key_t)
+                out[kk] = v if val_hook is None else val_hook(v, val_t)
             except Exception as exc:  # collected and re-raised with the key as a note
                 setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), f"@key {k}"])  # noqa: B010
                 problems.append(exc)
@@ -279,7 +337,7 @@ def _attrs_structure(cls: type) -> Callable[[Any, Any], Any]:
     )
 
     def structure(value: Any, tp: Any) -> Any:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # dict: the fast case
             raise TypeError(f"expected an object, got {value!r} ({_type_name(value)})")
         return inner(value, tp)
 

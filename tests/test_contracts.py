@@ -143,6 +143,25 @@ def test_an_extra_key_is_an_error_that_lists_the_allowed_keys(fixture_json: Fixt
             "system_state.hour_bucket: 25 is not an hour 0..23",
         ),
         (
+            lambda d: d["issue"].update(tags="api"),
+            "issue.tags: expected an array, got 'api' (str)",
+        ),
+        (
+            lambda d: d["history"]["last_n_similar_runs"][0]["outcome"].update(
+                fail_codes={"lint_failed": 1}
+            ),
+            "history.last_n_similar_runs[0].outcome.fail_codes: expected an array, "
+            "got {'lint_failed': 1} (dict)",
+        ),
+        (
+            lambda d: d["system_state"].update(available_toolchains=["codex", 3]),
+            "system_state.available_toolchains[1]: expected a string, got 3 (int)",
+        ),
+        (
+            lambda d: d["system_state"].update(toolchain_health={"codex": "high"}),
+            "system_state.toolchain_health.codex: expected a number, got 'high' (str)",
+        ),
+        (
             lambda d: d.update(schema_version="cyntra.planner_input.v2"),
             "schema_version: 'cyntra.planner_input.v2' is not one of cyntra.planner_input.v1",
         ),
@@ -164,6 +183,15 @@ def test_every_bad_field_of_a_document_is_reported_at_once(fixture_json: Fixture
     assert sorted(problems) == [
         "issue.dk_size: 'XXL' is not one of XS|S|M|L|XL",
         "job_type: expected a string, got 7 (int)",
+    ]
+
+
+def test_every_bad_element_of_an_array_is_reported(fixture_json: Fixture) -> None:
+    document = fixture_json("planner_input.json")
+    document["issue"]["tags"] = ["api", 1, None]
+    assert _problems(document, PlannerInput) == [
+        "issue.tags[1]: expected a string, got 1 (int)",
+        "issue.tags[2]: expected a string, got None (null)",
     ]
 
 

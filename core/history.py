@@ -69,14 +69,14 @@ def failure_signals(run: RunSummary) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*run.outcome.fail_codes, *gates]))
 
 
-_WEEK_MS = 7 * DAY_MS
-_MONTH_MS = 30 * DAY_MS
+RECENCY_EDGES_MS = (DAY_MS, 7 * DAY_MS, 30 * DAY_MS)
+"""A run's recency bucket is how many of these ages it has reached (0 = within a day)."""
 
 
 def recency_bucket(age_ms: int) -> int:
-    """0 within a day, 1 within a week, 2 within 30 days, 3 older (on every decision's path:
-    booleans add up to an int without a call)."""
-    bucket: int = (age_ms >= DAY_MS) + (age_ms >= _WEEK_MS) + (age_ms >= _MONTH_MS)
+    """0 within a day, 1 within a week, 2 within 30 days, 3 older."""
+    day, week, month = RECENCY_EDGES_MS
+    bucket: int = (age_ms >= day) + (age_ms >= week) + (age_ms >= month)
     return bucket
 
 

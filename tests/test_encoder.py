@@ -13,8 +13,10 @@ import pytest
 
 from swarm_planner.core.contracts import History, PlannerInput, dump
 from swarm_planner.core.errors import ConfigError
+from swarm_planner.core.history import RECENCY_EDGES_MS, recency_bucket
 from swarm_planner.core.plugins import PluginHost
 from swarm_planner.core.protocols import Encoder
+from swarm_planner.core.recording import ms_from_rfc3339
 from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions
 
 MakeInput = Callable[..., PlannerInput]
@@ -173,3 +175,19 @@ def test_a_value_outside_a_closed_vocabulary_is_hashed_not_an_error(make_input: 
     encoder = CompositionalEncoder()
     assert ("h0.candidates", "0") in encoder.tokens(planner_input)
     assert encoder.encode(planner_input).ids.max() < encoder.n_features
+
+
+@pytest.mark.parametrize("edge", [0, *RECENCY_EDGES_MS])
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_history_recency_is_the_history_modules_bucket_at_every_edge(
+    make_input: MakeInput, edge: int, offset: int
+) -> None:
+    planner_input = make_input()
+    age = max(0, edge + offset)
+    query_ms = ms_from_rfc3339(planner_input.created_at)
+    run = attrs.evolve(planner_input.history.last_n_similar_runs[0], started_ms=query_ms - age)
+    planner_input = attrs.evolve(planner_input, history=History((run,)))
+    encoder = CompositionalEncoder()
+    expected = encoder._ids.closed["h0.recency"][str(recency_bucket(age))]
+    assert ("h0.recency", str(recency_bucket(age))) in encoder.tokens(planner_input)
+    assert expected in encoder.encode(planner_input).ids

@@ -115,6 +115,26 @@ def test_an_input_wider_than_the_warm_buffers_is_served(
     assert one.confidence == pytest.approx(batched.confidence, abs=1e-6)
 
 
+def test_a_batch_longer_than_one_run_keeps_every_answer_in_order(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    import attrs
+
+    from swarm_planner.core.contracts import History
+
+    runs = planner_input.history.last_n_similar_runs
+    inputs = [
+        attrs.evolve(planner_input, history=History(runs[: i % (len(runs) + 1)]))
+        for i in range(300)
+    ]
+    batch = policy.decide_batch(inputs)
+    assert len(batch) == 300
+    for one, planner in zip(batch, inputs, strict=True):
+        single = policy.decide(planner)
+        assert one.action == single.action
+        assert np.allclose(one.probs, single.probs, atol=1e-6)
+
+
 def test_the_session_is_single_threaded_without_spinning(policy: OnnxPolicy) -> None:
     options = policy.session.get_session_options()
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1

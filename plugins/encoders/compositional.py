@@ -39,7 +39,7 @@ from swarm_planner.core.contracts import (
     PlannerInput,
     RunSummary,
 )
-from swarm_planner.core.history import failure_signals, recency_bucket
+from swarm_planner.core.history import RECENCY_EDGES_MS, failure_signals
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.jsonconv import json_field, validator
 from swarm_planner.core.protocols import FeatureBatch, Features
@@ -199,7 +199,7 @@ class CompositionalEncoder:
         self.n_features = self.value_offset + self.options.value_buckets
         self._open_cache: dict[tuple[str, str], tuple[int, int]] = {}
         self._created_ms: dict[str, int | None] = {}
-        self._run_memo: dict[tuple[str, int, int], npt.NDArray[np.int64]] = {}
+        self._run_memo: dict[tuple[str, int, int], tuple[npt.NDArray[np.int64], bool]] = {}
         self._ones = np.ones(512, dtype=np.float32)
         self._ones.setflags(write=False)
         self._ids = self._tables(closed_ids, self._open_ids, self._open_cache, {}, {})
@@ -334,30 +334,35 @@ class CompositionalEncoder:
         runs = planner_input.history.last_n_similar_runs[: self.options.n_history]
         issue_id = issue.issue_id
         query_ms = self._query_ms(planner_input.created_at)
+        # recency_bucket inlined (a call per run shows on every decision); a test pins the two
+        # together at every edge.
+        day, week, month = RECENCY_EDGES_MS
         same = failed = 0
-        memo = self._run_memo if t is self._ids else None
+        memo = self._run_memo if t is self._ids else {}
+        get = memo.get
         slot_recency, slot_same = t.slot_recency, t.slot_same
         for i, run in enumerate(runs):
-            is_same = run.issue_id == issue_id
-            same += is_same
-            failed += run.outcome.status != "success"
-            age = 3 if query_ms is None else recency_bucket(query_ms - run.started_ms)
-            add(slot_recency[i][age])
-            add(slot_same[i][is_same])
-            key = (run.run_id, run.started_ms, i)
-            if memo is None:
-                parts.append(self._run_part(run, t.slots[i], t.slot_keys[i], open_))
-                continue
-            cached = memo.get(key)
+            started = run.started_ms
+            cached = get((run.run_id, started, i))
             if cached is None:
-                cached = np.array(
-                    self._run_part(run, t.slots[i], t.slot_keys[i], open_), dtype=np.int64
-                )
-                cached.setflags(write=False)
+                part = self._run_part(run, t.slots[i], t.slot_keys[i], open_)
+                if t is self._ids:
+                    part = np.array(part, dtype=np.int64)
+                    part.setflags(write=False)
+                cached = (part, run.outcome.status != "success")
                 if len(memo) >= _RUN_MEMO_SIZE:
                     memo.clear()
-                memo[key] = cached
-            parts.append(cached)
+                memo[(run.run_id, started, i)] = cached
+            parts.append(cached[0])
+            failed += cached[1]
+            is_same = run.issue_id == issue_id
+            same += is_same
+            if query_ms is None:
+                add(slot_recency[i][3])
+            else:
+                age = query_ms - started
+                add(slot_recency[i][(age >= day) + (age >= week) + (age >= month)])
+            add(slot_same[i][is_same])
         add(closed["history.count"][str(len(runs))])
         add(closed["history.same_issue"][_small(same, 3)])
         add(closed["history.failed"][_small(failed, 3)])

@@ -191,3 +191,46 @@ def test_history_recency_is_the_history_modules_bucket_at_every_edge(
     expected = encoder._ids.closed["h0.recency"][str(recency_bucket(age))]
     assert ("h0.recency", str(recency_bucket(age))) in encoder.tokens(planner_input)
     assert expected in encoder.encode(planner_input).ids
+
+
+def test_a_remembered_run_in_another_slot_encodes_as_a_fresh_encoder_would(
+    make_input: MakeInput,
+) -> None:
+    planner_input = make_input()
+    first, second = planner_input.history.last_n_similar_runs[:2]
+    swapped = attrs.evolve(planner_input, history=History((second, first)))
+    encoder = CompositionalEncoder()
+    encoder.encode(planner_input)  # remembers both runs, each in its slot
+    assert np.array_equal(encoder.encode(swapped).ids, CompositionalEncoder().encode(swapped).ids)
+
+
+def test_the_run_memo_stays_bounded_and_correct_when_full(
+    make_input: MakeInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarm_planner.plugins.encoders import compositional
+
+    monkeypatch.setattr(compositional, "_RUN_MEMO_SIZE", 3)
+    planner_input = make_input()
+    run = planner_input.history.last_n_similar_runs[0]
+    inputs = [
+        attrs.evolve(
+            planner_input,
+            history=History(
+                (
+                    attrs.evolve(
+                        run,
+                        run_id=f"r{i}",
+                        runtime=attrs.evolve(run.runtime, duration_ms=60_000 * (i % 7)),
+                        action_executed=attrs.evolve(run.action_executed, max_minutes=10 * i),
+                    ),
+                )
+            ),
+        )
+        for i in range(20)
+    ]
+    encoder = CompositionalEncoder()
+    for planner_input in inputs:
+        assert np.array_equal(
+            encoder.encode(planner_input).ids, CompositionalEncoder().encode(planner_input).ids
+        )
+        assert len(encoder._run_memo.runs) <= 3 and len(encoder._run_memo.signature_of) <= 3

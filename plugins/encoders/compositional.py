@@ -176,6 +176,63 @@ class _Tables:
     health: dict[tuple[str, float], tuple[Any, ...]] | None
 
 
+_Signature = tuple[str, str, str, str, str, tuple[str, ...]]
+
+
+def _signature(run: RunSummary) -> _Signature:
+    """What a history run contributes to the features, whatever the query: status, duration
+    bin, candidates, minutes bin, swarm and failure signals."""
+    act = run.action_executed
+    candidates = NULL if act.max_candidates is None else _small(act.max_candidates, 4)
+    return (
+        run.outcome.status,
+        _duration_bin(run.runtime.duration_ms),
+        candidates,
+        _minutes_bin(act.max_minutes),
+        act.swarm_id,
+        failure_signals(run),
+    )
+
+
+class _RunMemo:
+    """History runs → their outputs per slot, in two bounded levels.
+
+    Why two: retrieval returns the same recent runs for many decisions, but in different slots
+    as newer runs arrive, so a memo keyed by run *and* slot misses on more than half the runs of a
+    time-ordered stream. Here a run is reduced once (keyed by run id and start) to its signature's
+    number, and each signature's outputs are built once per slot; many runs share a signature,
+    so even a run seen for the first time usually finds its outputs built.
+    """
+
+    def __init__(self, n_slots: int) -> None:
+        self.n_slots = n_slots
+        self.runs: dict[tuple[str, int], tuple[int, bool]] = {}
+        self.numbers: dict[_Signature, int] = {}
+        self.signature_of: list[_Signature] = []
+        self.parts: list[list[npt.NDArray[np.int64] | None]] = []
+
+    def learn(self, run: RunSummary) -> tuple[int, bool]:
+        """Remember a run: its signature's number, and whether it failed."""
+        signature = _signature(run)
+        number = self.numbers.get(signature)
+        if number is None:
+            if len(self.signature_of) >= _RUN_MEMO_SIZE:
+                self.clear()
+            number = self.numbers[signature] = len(self.signature_of)
+            self.signature_of.append(signature)
+            self.parts.append([None] * self.n_slots)
+        if len(self.runs) >= _RUN_MEMO_SIZE:
+            self.runs.clear()
+        known = self.runs[(run.run_id, run.started_ms)] = (number, signature[0] != "success")
+        return known
+
+    def clear(self) -> None:
+        self.runs.clear()
+        self.numbers.clear()
+        self.signature_of.clear()
+        self.parts.clear()
+
+
 class CompositionalEncoder:
     """Encodes planner_inputs into sparse ids over a fixed id space (see the module doc)."""
 
@@ -199,7 +256,7 @@ class CompositionalEncoder:
         self.n_features = self.value_offset + self.options.value_buckets
         self._open_cache: dict[tuple[str, str], tuple[int, int]] = {}
         self._created_ms: dict[str, int | None] = {}
-        self._run_memo: dict[tuple[str, int, int], tuple[npt.NDArray[np.int64], bool]] = {}
+        self._run_memo = _RunMemo(self.options.n_history)
         self._ones = np.ones(512, dtype=np.float32)
         self._ones.setflags(write=False)
         self._ids = self._tables(closed_ids, self._open_ids, self._open_cache, {}, {})
@@ -338,23 +395,31 @@ class CompositionalEncoder:
         # together at every edge.
         day, week, month = RECENCY_EDGES_MS
         same = failed = 0
-        memo = self._run_memo if t is self._ids else {}
-        get = memo.get
+        memo = self._run_memo if t is self._ids else None
         slot_recency, slot_same = t.slot_recency, t.slot_same
         for i, run in enumerate(runs):
             started = run.started_ms
-            cached = get((run.run_id, started, i))
-            if cached is None:
-                part = self._run_part(run, t.slots[i], t.slot_keys[i], open_)
-                if t is self._ids:
-                    part = np.array(part, dtype=np.int64)
+            if memo is None:
+                signature = _signature(run)
+                parts.append(self._run_part(signature, t.slots[i], t.slot_keys[i], open_))
+                failed += signature[0] != "success"
+            else:
+                known = memo.runs.get((run.run_id, started))
+                if known is None:
+                    known = memo.learn(run)
+                number, bad = known
+                row = memo.parts[number]
+                part = row[i]
+                if part is None:
+                    signature = memo.signature_of[number]
+                    part = np.array(
+                        self._run_part(signature, t.slots[i], t.slot_keys[i], open_),
+                        dtype=np.int64,
+                    )
                     part.setflags(write=False)
-                cached = (part, run.outcome.status != "success")
-                if len(memo) >= _RUN_MEMO_SIZE:
-                    memo.clear()
-                memo[(run.run_id, started, i)] = cached
-            parts.append(cached[0])
-            failed += cached[1]
+                    row[i] = part
+                parts.append(part)
+                failed += bad
             is_same = run.issue_id == issue_id
             same += is_same
             if query_ms is None:
@@ -392,22 +457,20 @@ class CompositionalEncoder:
 
     @staticmethod
     def _run_part(
-        run: RunSummary, slot: dict[str, dict[str, Any]], keys: tuple[str, str], open_: Any
+        signature: _Signature, slot: dict[str, dict[str, Any]], keys: tuple[str, str], open_: Any
     ) -> tuple[Any, ...]:
-        """A history run's outputs that do not depend on the query (memoised per run and slot:
-        the same past runs are retrieved for many decisions)."""
-        act = run.action_executed
-        status = run.outcome.status
-        candidates = NULL if act.max_candidates is None else _small(act.max_candidates, 4)
+        """A history run's outputs in a slot: everything about the run that does not depend on
+        the query (see :class:`_RunMemo`)."""
+        status, duration, candidates, minutes, swarm_id, signals = signature
         out = [
             slot["status"][status],
-            slot["duration"][_duration_bin(run.runtime.duration_ms)],
+            slot["duration"][duration],
             slot["candidates"][candidates],
-            slot["minutes"][_minutes_bin(act.max_minutes)],
-            *open_(keys[0], act.swarm_id),
-            *open_("history.outcome_swarm", f"{status}:{act.swarm_id}"),
+            slot["minutes"][minutes],
+            *open_(keys[0], swarm_id),
+            *open_("history.outcome_swarm", f"{status}:{swarm_id}"),
         ]
-        for signal in failure_signals(run):
+        for signal in signals:
             out += open_(keys[1], signal)
             out += open_("history.failure", signal)
         return tuple(out)

@@ -68,15 +68,21 @@ class _Bound:
         self.action = np.zeros(1, dtype=np.int64)
         self.confidence = np.zeros(1, dtype=np.float32)
         self.binding = session.io_binding()
-        for name, array in (("ids", self.ids), ("weights", self.weights), ("mask", self.mask)):
+        inputs: dict[str, npt.NDArray[Any]] = {
+            "ids": self.ids,
+            "weights": self.weights,
+            "mask": self.mask,
+        }
+        outputs: dict[str, npt.NDArray[Any]] = {
+            "probs": self.probs,
+            "action": self.action,
+            "confidence": self.confidence,
+        }
+        for name, array in inputs.items():
             self.binding.bind_input(
                 name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data
             )
-        for name, array in (
-            ("probs", self.probs),
-            ("action", self.action),
-            ("confidence", self.confidence),
-        ):
+        for name, array in outputs.items():
             self.binding.bind_output(
                 name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data
             )

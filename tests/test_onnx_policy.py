@@ -85,6 +85,24 @@ def test_a_shorter_input_after_a_longer_one_sees_no_leftover_ids(
     assert np.array_equal(again.probs, fresh.probs)
 
 
+def test_switching_job_types_switches_the_mask(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    import attrs
+
+    from swarm_planner.core.protocols import FeatureBatch
+
+    world = attrs.evolve(planner_input, job_type="fab-world")
+    # The unbound path (a plain session run) is the reference.
+    expected = {
+        x.job_type: policy.run(FeatureBatch.stack([policy.encoder.encode(x)]))[0][0]
+        for x in (planner_input, world)
+    }
+    assert not np.allclose(expected["code"], expected["fab-world"], atol=1e-3)
+    for x in (planner_input, world, planner_input, world):
+        assert np.allclose(policy.decide(x).probs, expected[x.job_type], atol=1e-6)
+
+
 def test_threads_deciding_at_once_get_their_own_answers(
     policy: OnnxPolicy, planner_input: PlannerInput
 ) -> None:

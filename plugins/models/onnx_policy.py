@@ -67,6 +67,11 @@ class _Bound:
         self.probs = np.zeros((1, n_actions), dtype=np.float32)
         self.action = np.zeros(1, dtype=np.int64)
         self.confidence = np.zeros(1, dtype=np.float32)
+        self.filled = 0
+        """Weights past this index are zero."""
+        self.mask_of: npt.NDArray[np.bool_] | None = None
+        """The mask array last copied in (masks are cached read-only arrays, so identity is
+        equality)."""
         self.binding = session.io_binding()
         inputs: dict[str, npt.NDArray[Any]] = {
             "ids": self.ids,
@@ -167,11 +172,16 @@ class OnnxPolicy:
         while width < n:
             width *= 2
         bound = self._bound(width)
+        # Past the input's ids only the weights must be zero (an old id at weight 0 adds
+        # nothing), and only where an earlier, longer input left them set.
         bound.ids[0, :n] = features.ids
-        bound.ids[0, n:] = 0
         bound.weights[0, :n] = features.weights
-        bound.weights[0, n:] = 0.0
-        bound.mask[0] = features.mask
+        if bound.filled > n:
+            bound.weights[0, n : bound.filled] = 0.0
+        bound.filled = n
+        if bound.mask_of is not features.mask:  # the policy passes one mask object per job type
+            bound.mask[0] = features.mask
+            bound.mask_of = features.mask
         self.session.run_with_iobinding(bound.binding)
         return bound.probs[0].copy(), int(bound.action[0]), float(bound.confidence[0])
 

@@ -234,3 +234,20 @@ def test_the_run_memo_stays_bounded_and_correct_when_full(
             encoder.encode(planner_input).ids, CompositionalEncoder().encode(planner_input).ids
         )
         assert len(encoder._run_memo.runs) <= 3 and len(encoder._run_memo.signature_of) <= 3
+
+
+def test_a_record_built_in_code_with_lists_encodes_like_its_json_form(
+    make_input: MakeInput,
+) -> None:
+    planner_input = make_input(tags=["api", "db"])
+    assert planner_input.system_state is not None
+    listed = attrs.evolve(
+        planner_input,
+        issue=attrs.evolve(planner_input.issue, tags=["api", "db"]),
+        system_state=attrs.evolve(
+            planner_input.system_state,
+            available_toolchains=list(planner_input.system_state.available_toolchains or ()),
+        ),
+    )
+    encoder = CompositionalEncoder()
+    assert np.array_equal(encoder.encode(listed).ids, encoder.encode(planner_input).ids)

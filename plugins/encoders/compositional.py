@@ -172,8 +172,62 @@ class _Tables:
     slot_keys: list[tuple[str, str]]
     open: Any
     seen: dict[tuple[str, str], tuple[Any, ...]]
-    facts: dict[tuple[Any, ...], tuple[Any, ...]] | None
+    groups: dict[tuple[Any, ...], tuple[Any, ...]] | None
     health: dict[tuple[str, float], tuple[Any, ...]] | None
+
+
+_NOTHING: dict[Any, Any] = {}
+
+
+def _facts_part(key: tuple[Any, ...], t: _Tables) -> tuple[Any, ...]:
+    """An issue's scalar facts and the universe's defaults."""
+    _, priority, risk, size, attempts, n_tags, hint, job_type, swarm_id, objective_id = key
+    closed, open_ = t.closed, t.open
+    out = [
+        closed["issue.dk_priority"][priority],
+        closed["issue.dk_risk"][risk],
+        closed["issue.dk_size"][size],
+        closed["issue.dk_attempts"][_small(attempts, 4)],
+        closed["issue.tags.count"][_small(n_tags, 4)],
+        *open_("job_type", job_type),
+    ]
+    if hint is None:
+        out.append(closed["issue.dk_tool_hint"][NULL])
+    else:
+        out += open_("issue.dk_tool_hint", hint)
+    out += open_("universe.swarm_id", swarm_id or NULL)
+    out += open_("universe.objective_id", objective_id or NULL)
+    return tuple(out)
+
+
+def _tags_part(key: tuple[Any, ...], t: _Tables) -> tuple[Any, ...]:
+    """An issue's tags."""
+    out: list[Any] = []
+    for tag in key[1]:
+        out += t.open("issue.tag", tag)
+    return tuple(out)
+
+
+def _system_part(key: tuple[Any, ...], t: _Tables) -> tuple[Any, ...]:
+    """The system state's bins and toolchains (its toolchain health is walked per toolchain)."""
+    _, workcells, queue, hour, budget, toolchains = key
+    closed, open_ = t.closed, t.open
+    out = [
+        closed["system.present"]["yes"],
+        closed["system.active_workcells_bin"][workcells or NULL],
+        closed["system.queue_depth_bin"][queue or NULL],
+        closed["system.hour_bucket"][_hour_bin(hour)],
+    ]
+    if budget is None:
+        out.append(closed["system.budget_remaining_bin"][NULL])
+    else:
+        out += open_("system.budget_remaining_bin", budget)
+    if toolchains is None:
+        out.append(closed["system.available_toolchains"][NULL])
+    else:
+        for toolchain in toolchains:
+            out += open_("system.toolchain", toolchain)
+    return tuple(out)
 
 
 _Signature = tuple[str, str, str, str, str, tuple[str, ...]]
@@ -263,7 +317,7 @@ class CompositionalEncoder:
         self._tokens = self._tables(closed_tokens, _token, {}, None, None)
 
     def _tables(
-        self, closed: dict[str, dict[str, Any]], open_: Any, seen: Any, facts: Any, health: Any
+        self, closed: dict[str, dict[str, Any]], open_: Any, seen: Any, groups: Any, health: Any
     ) -> _Tables:
         fields = ("status", "duration", "candidates", "minutes")
         slots = range(self.options.n_history)
@@ -275,7 +329,7 @@ class CompositionalEncoder:
             [(f"h{i}.swarm", f"h{i}.failure") for i in slots],
             open_,
             seen,
-            facts,
+            groups,
             health,
         )
 
@@ -327,9 +381,11 @@ class CompositionalEncoder:
         out: list[Any] = []
         parts: list[Any] = []
         add, extend, closed, open_, seen = out.append, out.extend, t.closed, t.open, t.seen.get
+        remembered = t.groups.get if t.groups is not None else _NOTHING.get
         issue = planner_input.issue
         defaults = planner_input.universe_defaults
         facts = (
+            "facts",
             issue.dk_priority,
             issue.dk_risk,
             issue.dk_size,
@@ -340,16 +396,10 @@ class CompositionalEncoder:
             defaults.swarm_id,
             defaults.objective_id,
         )
-        facts_out = t.facts.get(facts) if t.facts is not None else None
-        if facts_out is None:
-            facts_out = self._facts_part(facts, t)
-            if t.facts is not None:
-                if len(t.facts) >= _RUN_MEMO_SIZE:
-                    t.facts.clear()
-                t.facts[facts] = facts_out
-        extend(facts_out)
-        for tag in issue.tags:
-            extend(seen(("issue.tag", tag)) or open_("issue.tag", tag))
+        extend(remembered(facts) or self._remember(t, facts, _facts_part))
+        # tuple(): a record built in code may hold a list (unhashable); a tuple passes through.
+        tags = ("tags", tuple(issue.tags))
+        extend(remembered(tags) or self._remember(t, tags, _tags_part))
         for keyword in issue.keywords or ():
             extend(seen(("issue.keyword", keyword)) or open_("issue.keyword", keyword))
 
@@ -357,26 +407,15 @@ class CompositionalEncoder:
         if state is None:
             add(closed["system.present"]["no"])
         else:
-            add(closed["system.present"]["yes"])
-            add(closed["system.active_workcells_bin"][state.active_workcells_bin or NULL])
-            add(closed["system.queue_depth_bin"][state.queue_depth_bin or NULL])
-            add(closed["system.hour_bucket"][_hour_bin(state.hour_bucket)])
-            budget = state.budget_remaining_bin
-            if budget is None:
-                add(closed["system.budget_remaining_bin"][NULL])
-            else:
-                extend(
-                    seen(("system.budget_remaining_bin", budget))
-                    or open_("system.budget_remaining_bin", budget)
-                )
-            if state.available_toolchains is None:
-                add(closed["system.available_toolchains"][NULL])
-            else:
-                for toolchain in state.available_toolchains:
-                    extend(
-                        seen(("system.toolchain", toolchain))
-                        or open_("system.toolchain", toolchain)
-                    )
+            system = (
+                "system",
+                state.active_workcells_bin,
+                state.queue_depth_bin,
+                state.hour_bucket,
+                state.budget_remaining_bin,
+                None if state.available_toolchains is None else tuple(state.available_toolchains),
+            )
+            extend(remembered(system) or self._remember(t, system, _system_part))
             if state.toolchain_health:
                 health = t.health
                 for name_rate in sorted(state.toolchain_health.items()):
@@ -434,26 +473,15 @@ class CompositionalEncoder:
         return out, parts
 
     @staticmethod
-    def _facts_part(facts: tuple[Any, ...], t: _Tables) -> tuple[Any, ...]:
-        """The outputs of an issue's scalar facts and the universe's defaults (memoised by their
-        values: a few hundred combinations recur across every decision)."""
-        priority, risk, size, attempts, n_tags, hint, job_type, swarm_id, objective_id = facts
-        closed, open_ = t.closed, t.open
-        out = [
-            closed["issue.dk_priority"][priority],
-            closed["issue.dk_risk"][risk],
-            closed["issue.dk_size"][size],
-            closed["issue.dk_attempts"][_small(attempts, 4)],
-            closed["issue.tags.count"][_small(n_tags, 4)],
-            *open_("job_type", job_type),
-        ]
-        if hint is None:
-            out.append(closed["issue.dk_tool_hint"][NULL])
-        else:
-            out += open_("issue.dk_tool_hint", hint)
-        out += open_("universe.swarm_id", swarm_id or NULL)
-        out += open_("universe.objective_id", objective_id or NULL)
-        return tuple(out)
+    def _remember(t: _Tables, key: tuple[Any, ...], build: Any) -> tuple[Any, ...]:
+        """Outputs of a group of an input's values, built once per distinct values (bounded):
+        the same facts, tag sets and system states recur across decisions."""
+        out: tuple[Any, ...] = build(key, t)
+        if t.groups is not None:
+            if len(t.groups) >= _RUN_MEMO_SIZE:
+                t.groups.clear()
+            t.groups[key] = out
+        return out
 
     @staticmethod
     def _run_part(

@@ -275,19 +275,34 @@ def main() -> None:
     print(f"  {'batched (256)':<28} {summary(rates['dense'], '{:,.0f}')} decisions/s")
     print(f"  {'model.onnx':<28} {dense.size / 1e6:.2f} MB")
 
-    median = {k: sorted(v)[len(v) // 2] for k, v in p50s.items()}
-    tail = sorted(p99s[headline])[len(p99s[headline]) // 2]
-    rate = sorted(rates["sparse"])[len(rates["sparse"]) // 2]
-    print(f"\ntargets (issue 5), on the medians (one decision: {headline}):")
-    for label, value, target, at_most in (
-        ("one decision p50 <= 100 us", median[headline], 100.0, True),
-        ("one decision p99 <= 1 ms", tail, 1000.0, True),
-        ("batched >= 20,000/s", rate, 20_000.0, False),
-        ("bundle <= 2 MB", shipped / 1e6, 2.0, True),
-        ("load + warm-up <= 100 ms", fresh["load_ms"], 100.0, True),
-        ("RSS <= 150 MB", fresh["rss_mib"] * 1.048576, 150.0, True),
+    def mid(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    dense_name = "dense: one decision"
+    slowdown = mid(p50s[dense_name]) / min(p50s[dense_name]) - 1
+    print(
+        f"\nmachine: the dense draft's median round was {slowdown:.0%} slower than its best "
+        "(same code: the difference is contention on this machine)"
+    )
+    print(f"\ntargets (issue 5), one decision = {headline}:     best round   median round")
+    for label, best, median, target, at_most in (
+        (
+            "one decision p50 <= 100 us",
+            min(p50s[headline]),
+            mid(p50s[headline]),
+            100.0,
+            True,
+        ),
+        ("one decision p99 <= 1 ms", min(p99s[headline]), mid(p99s[headline]), 1000.0, True),
+        ("batched >= 20,000/s", max(rates["sparse"]), mid(rates["sparse"]), 20_000.0, False),
+        ("bundle <= 2 MB", shipped / 1e6, shipped / 1e6, 2.0, True),
+        ("load + warm-up <= 100 ms", fresh["load_ms"], fresh["load_ms"], 100.0, True),
+        ("RSS <= 150 MB", fresh["rss_mib"] * 1.048576, fresh["rss_mib"] * 1.048576, 150.0, True),
     ):
-        print(f"  {label:<28} {verdict(value, target, at_most=at_most)}")
+        print(
+            f"  {label:<54} {verdict(best, target, at_most=at_most):<12} "
+            f"{verdict(median, target, at_most=at_most)}"
+        )
 
 
 class DenseDraft:

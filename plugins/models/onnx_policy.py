@@ -121,8 +121,6 @@ class OnnxPolicy:
             str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
         self._outputs = ["probs", "action", "confidence"]
-        # One RunOptions for every run: without it onnxruntime builds a default one per call.
-        self._run_options = ort.RunOptions()
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -138,7 +136,7 @@ class OnnxPolicy:
                 },
             )
         for width in (_MIN_WIDTH, 2 * _MIN_WIDTH, 4 * _MIN_WIDTH):
-            self.session.run_with_iobinding(self._bound(width).binding, self._run_options)
+            self.session.run_with_iobinding(self._bound(width).binding)
 
     def _bound(self, width: int) -> _Bound:
         """This thread's bound buffers for ``width`` (created on first use)."""
@@ -163,9 +161,7 @@ class OnnxPolicy:
         """``probs [B, A]``, ``action [B]``, ``confidence [B]`` for encoded inputs."""
         ids, weights = batch.padded()
         probs, action, confidence = self.session.run(
-            self._outputs,
-            {"ids": ids, "weights": weights, "mask": batch.mask},
-            self._run_options,
+            self._outputs, {"ids": ids, "weights": weights, "mask": batch.mask}
         )
         return probs, action, confidence
 
@@ -186,7 +182,7 @@ class OnnxPolicy:
         if bound.mask_of is not features.mask:  # the policy passes one mask object per job type
             bound.mask[0] = features.mask
             bound.mask_of = features.mask
-        self.session.run_with_iobinding(bound.binding, self._run_options)
+        self.session.run_with_iobinding(bound.binding)
         return bound.probs[0].copy(), int(bound.action[0]), float(bound.confidence[0])
 
     def decide(self, planner_input: PlannerInput) -> Decision:

@@ -106,12 +106,13 @@ class FeatureBatch:
         the whole batch (a loop over rows costs more than the model at batch 256)."""
         lengths = np.diff(self.offsets)
         width = max(1, int(lengths.max()) if len(lengths) else 1)
-        rows = np.repeat(np.arange(len(self)), lengths)
-        cols = np.arange(len(self.ids)) - np.repeat(self.offsets[:-1], lengths)
+        # Id j of row r goes to flat position r * width + (j - offsets[r]).
+        shift = np.arange(len(self), dtype=np.int64) * width - self.offsets[:-1]
+        at = np.arange(len(self.ids), dtype=np.int64) + np.repeat(shift, lengths)
         ids = np.zeros((len(self), width), dtype=np.int64)
         weights = np.zeros((len(self), width), dtype=np.float32)
-        ids[rows, cols] = self.ids
-        weights[rows, cols] = self.weights
+        ids.reshape(-1)[at] = self.ids
+        weights.reshape(-1)[at] = self.weights
         return ids, weights
 
     def take(self, rows: npt.NDArray[np.int64]) -> FeatureBatch:

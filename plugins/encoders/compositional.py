@@ -555,10 +555,11 @@ class CompositionalEncoder:
             keyed = own
         keyed.sort()
         keyed, counts = _merge_repeats(keyed)
-        row = keyed // self.n_features
-        ids = keyed - row * self.n_features
-        offsets = np.zeros(len(inputs) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row, minlength=len(inputs)), out=offsets[1:])
+        # Row r's keys are [r * n_features, (r + 1) * n_features): its bounds by binary search.
+        offsets = np.searchsorted(
+            keyed, np.arange(len(inputs) + 1, dtype=np.int64) * self.n_features
+        )
+        ids = keyed - np.repeat(rows, np.diff(offsets))
         if masks is None:
             masks = np.stack([x.action_space.job_mask(x.job_type) for x in inputs])
         return FeatureBatch(ids, offsets, counts, masks)

@@ -203,6 +203,10 @@ def test_action_distribution_checks_its_probabilities() -> None:
         ActionDistribution(actions, np.array([0.5, 0.6]))
     with pytest.raises(ValueError, match="2 actions"):
         ActionDistribution(actions, np.array([1.0]))
+    for bad in ([np.nan, 1.0], [np.inf, 0.0], [-0.5, 1.5], [np.nan, np.nan]):
+        with pytest.raises(ValueError, match="finite and non-negative"):
+            ActionDistribution(actions, np.array(bad))
+    ActionDistribution(actions, np.array([0.5, 0.5 + 1e-5]))  # float32 rounding is tolerated
     dist = ActionDistribution(actions, np.array([0.25, 0.75]))
     assert dist.best() == (B, 0.75)
     assert dist.prob_of(C) == 0.0

@@ -220,9 +220,9 @@ class OnnxPolicy:
 
     def predict(self, planner_input: PlannerInput) -> ActionDistribution:
         decision = self.decide(planner_input)
-        valid = decision.mask
-        actions = tuple(a for a, ok in zip(self.actions, valid, strict=True) if ok)
-        kept = decision.probs[valid].astype(np.float64)
+        # The bundle's space (the input's was checked equal): its valid actions are cached.
+        actions = self.space.valid_actions(planner_input.job_type)
+        kept = decision.probs[decision.mask].astype(np.float64)
         return ActionDistribution(actions, kept / kept.sum())
 
 

@@ -8,6 +8,7 @@ runs):
   - *kernel stream*: every decision of the dataset in time order from an empty run memo, the
     test inputs timed: hits and misses of the memo as a kernel would see them (the headline);
   - *memo warm* / *memo cold*: every history run already known / every run new;
+  - ``predict`` (memo warm): the Policy protocol's answer, a distribution over the valid actions;
   - with a separate ActionSpace object per input (the space is compared, not shared);
   - from raw JSON, with full schema validation by the contracts converter first;
 - batched throughput for batches of 256;
@@ -212,6 +213,7 @@ def main() -> None:
     scenarios: dict[str, Any] = {
         "kernel stream (time order)": kernel_stream,
         "memo warm (every run known)": lambda: timed(policy.decide, inputs),
+        "predict(): distribution": lambda: timed(policy.predict, inputs),
         "memo cold (every run new)": lambda: timed(cold_decide, inputs),
         "own ActionSpace per input": lambda: timed(policy.decide, parsed),
         "from JSON (full validation)": lambda: timed(

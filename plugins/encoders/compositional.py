@@ -161,8 +161,10 @@ class _Tables:
     ``closed[key][value]`` gives a closed token's output, ``open(key, value)`` an open token's
     outputs (``seen`` remembers them: the walk reads it first, skipping a call). The per-slot
     tables are indexed the way the walk computes them (recency by bucket number, same-issue by
-    a bool). Encoding and :meth:`CompositionalEncoder.tokens` walk the input with the same code
-    and different tables, so they cannot drift apart.
+    a bool). ``groups`` remembers the outputs of value groups (issue facts, tag sets, system
+    bins) and ``health`` toolchain health by (name, rate); both are None for the token tables,
+    which compute every walk. Encoding and :meth:`CompositionalEncoder.tokens` walk the input
+    with the same code and different tables, so they cannot drift apart.
     """
 
     closed: dict[str, dict[str, Any]]

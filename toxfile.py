@@ -1,4 +1,4 @@
-"""tox's inline plugin: find every installed CPython by itself, so `python -m tox` is the whole story.
+"""tox's inline plugin: find every installed CPython, so `python -m tox` is the whole story.
 
 On a pyenv machine only the global version is on PATH; the shims of the others refuse to run
 ("pyenv: python3.12: command not found"), so tox's discovery finds no 3.10, 3.12 or 3.13 and the
@@ -59,7 +59,7 @@ def installed_interpreters(root: Path | None = None) -> list[str]:
 
 
 @impl
-def tox_add_core_config(core_conf: Any, state: Any) -> None:  # noqa: ARG001
+def tox_add_core_config(core_conf: Any, state: Any) -> None:
     options = state.conf.options
     given = list(getattr(options, "discover", None) or [])
     options.discover = given + [p for p in installed_interpreters() if p not in given]

@@ -279,10 +279,10 @@ def plan_cmd(
 ) -> None:
     """One decision for one planner_input, as planner_action.v1."""
     from swarm_planner.core.contracts import PlannerInput, dump, load
-    from swarm_planner.core.jsonfile import read_json_document
+    from swarm_planner.core.documents import read_json
     from swarm_planner.kernel_integration.plan import bundle_policy, model_ref, plan_action
 
-    document = read_json_document(input_file, _InputError)
+    document = read_json(input_file)
     planner_input = load(document, PlannerInput, source=str(input_file))
     action = plan_action(
         bundle_policy(bundle), planner_input, threshold=threshold, model=model_ref(bundle)
@@ -296,10 +296,6 @@ def plan_cmd(
             f"iterations={b.max_iterations_bin}  confidence={action.confidence:.3f}"
             f"{'  ABSTAIN (kernel default decides)' if action.abstain_to_default else ''}"
         )
-
-
-class _InputError(PlannerError, ValueError):
-    """An input file that is not readable JSON."""
 
 
 @app.command("eval")

@@ -14,8 +14,8 @@ def render_stats(stats: dict[str, Any]) -> str:
     ]
     for reason, count in stats["skip_counts"].items():
         lines.append(f"  skipped, {reason}: {count}")
-    for what, count in stats["coercions"].items():
-        lines.append(f"  coerced, {what}: {count}")
+    for what, count in stats["repairs"].items():
+        lines.append(f"  repaired, {what}: {count}")
     for table, counts in stats["counts"].items():
         total = sum(counts.values()) or 1
         lines.append(f"\n{table}")
@@ -51,8 +51,8 @@ def render_build(meta: dict[str, Any]) -> str:
     for section in ("excluded", "repairs"):
         for what, count in meta[section].items():
             lines.append(f"  {section}, {what}: {count}")
-    for what, count in report["coercions"].items():
-        lines.append(f"  coerced, {what}: {count}")
+    for what, count in report["repairs"].items():
+        lines.append(f"  repaired, {what}: {count}")
     return "\n".join(lines)
 
 

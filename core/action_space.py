@@ -18,8 +18,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from swarm_planner.core.errors import InvalidActionError
-from swarm_planner.core.jsonconv import converter, field_converter, json_field
+from swarm_planner.core import jsonconv
+from swarm_planner.core.errors import ContractError, InvalidActionError
+from swarm_planner.core.jsonconv import FieldProblem, converter, field_converter, json_field
 
 NA: Literal["NA"] = "NA"
 Bin = int | Literal["NA"]
@@ -101,6 +102,10 @@ class JointAction:
         )
 
 
+NOT_SUFFIX = "_not"
+"""The field's kernels write "not equal" as a key ``<name>_not`` (``max_candidates_bin_not``)."""
+
+
 @attrs.frozen
 class Constraint:
     """What a rule demands of one field: ``eq`` (the default), ``ne`` or ``min`` (numbers only)."""
@@ -108,7 +113,7 @@ class Constraint:
     op: Literal["eq", "ne", "min"]
     value: Bin | str
 
-    def holds(self, actual: Bin | str) -> bool:
+    def holds(self, actual: Bin | str | None) -> bool:
         if self.op == "eq":
             return actual == self.value
         if self.op == "ne":
@@ -122,47 +127,42 @@ class Constraint:
     def to_json(self) -> Any:
         return self.value if self.op == "eq" else {self.op: self.value}
 
-    @classmethod
-    def from_json(cls, raw: Any) -> Constraint:
-        if isinstance(raw, Mapping):
-            if len(raw) != 1 or next(iter(raw)) not in _OPS:
-                raise ValueError(
-                    f"a constraint object has exactly one key of {'|'.join(_OPS)}, "
-                    f"got {dict(raw)!r}"
-                )
-            op, value = next(iter(raw.items()))
-            if op == "min" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"'min' takes an integer, got {value!r}")
-            if not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise ValueError(f"a constraint value is a string or an integer, got {value!r}")
-            return cls(op, value)
-        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-            raise ValueError(f"a constraint is a string, an integer or an object, got {raw!r}")
-        return cls("eq", raw)
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.op, type(self.value).__name__, str(self.value))
+
+
+Condition = tuple[str, Constraint]
+"""A field name and what it must satisfy."""
 
 
 @attrs.frozen
 class ValidityRule:
     """``if`` every condition holds, ``then`` every constraint must hold.
 
-    JSON: ``{"id": ..., "description": ..., "if": {"swarm_id": "serial_handoff"},
-    "then": {"max_candidates_bin": 1}}``; a constraint is a value (equality) or an object
-    ``{"ne": "NA"}`` / ``{"min": 1}``. This is the shape kernels already store in
-    ``action_space.validity_rules``.
+    Two JSON forms are read into this one representation (and ours is written):
+
+    - ours: ``{"id": ..., "description": ..., "if": {"swarm_id": "serial_handoff"}, "then":
+      {"max_candidates_bin": 1}}``, where a constraint is a value (equality) or an object
+      ``{"ne": "NA"}`` / ``{"min": 1}``;
+    - the field's kernels': no ``id``, and "not equal" as a ``<name>_not`` key:
+      ``{"then": {"max_candidates_bin_not": "NA"}}``.
+
+    A rule in neither form is an error naming its position, its description and the key that
+    is not understood; it never passes silently.
     """
 
-    when: tuple[tuple[str, Bin | str], ...]
-    then: tuple[tuple[str, Constraint], ...]
+    when: tuple[Condition, ...]
+    then: tuple[Condition, ...]
     id: str | None = None
     description: str | None = None
 
     def applies(self, context: Mapping[str, Bin | str]) -> bool:
-        return all(context.get(k) == v for k, v in self.when)
+        return all(c.holds(context.get(field)) for field, c in self.when)
 
     def holds(self, context: Mapping[str, Bin | str]) -> bool:
         if not self.applies(context):
             return True
-        return all(c.holds(context[field]) for field, c in self.then)
+        return all(c.holds(context.get(field)) for field, c in self.then)
 
     @property
     def label(self) -> str:
@@ -174,56 +174,111 @@ class ValidityRule:
             out["id"] = self.id
         if self.description is not None:
             out["description"] = self.description
-        out["if"] = dict(self.when)
-        out["then"] = {k: c.to_json() for k, c in self.then}
+        out["if"] = _conditions_json(self.when)
+        out["then"] = _conditions_json(self.then)
         return out
 
-    @classmethod
-    def from_json(cls, raw: Any) -> ValidityRule:
-        if not isinstance(raw, Mapping):
-            raise TypeError(f"a validity rule is an object, got {raw!r}")
-        extra = set(raw) - {"id", "description", "if", "then"}
-        if extra:
+
+def _conditions_json(conditions: tuple[Condition, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, constraint in conditions:
+        if field not in out:
+            out[field] = constraint.to_json()
+        else:  # a second demand on the same field (read from ``<name>_not``)
+            out[f"{field}{NOT_SUFFIX}"] = constraint.value
+    return out
+
+
+@attrs.frozen
+class _RuleDocument:
+    """A validity rule as JSON holds it, before its conditions are read."""
+
+    then: dict[str, Any]
+    if_: dict[str, Any] = json_field(factory=dict, json_name="if")
+    id: str | None = json_field(optional=True)
+    description: str | None = json_field(optional=True)
+
+
+def _constraint(raw: Any, key: str) -> Constraint:
+    """One constraint: a value (equality), or ``{"ne": v}`` / ``{"min": n}``."""
+    if isinstance(raw, Mapping):
+        if len(raw) != 1 or next(iter(raw)) not in _OPS:
             raise ValueError(
-                f"unknown key(s) {sorted(extra)} in a validity rule; "
-                "allowed: description, id, if, then"
+                f"a constraint object has exactly one key of {'|'.join(_OPS)}, got {dict(raw)!r}"
             )
-        if "then" not in raw:
-            raise ValueError("a validity rule needs a 'then' object")
-        when_raw = raw.get("if", {})
-        then_raw = raw["then"]
-        for part, obj in (("if", when_raw), ("then", then_raw)):
-            if not isinstance(obj, Mapping):
-                raise TypeError(f"'{part}' is an object, got {obj!r}")
-            for key in obj:
-                if key not in RULE_FIELDS:
-                    raise ValueError(
-                        f"'{part}' names {key!r}; a rule may name {', '.join(RULE_FIELDS)}"
-                    )
-        when = []
-        for k, v in when_raw.items():
-            if isinstance(v, bool) or not isinstance(v, (str, int)):
-                raise ValueError(f"'if.{k}' is a string or an integer, got {v!r}")
-            when.append((k, v))
-        # Keys are kept sorted: JSON objects have no order, so neither do equal rules.
-        then = tuple(sorted((k, Constraint.from_json(v)) for k, v in then_raw.items()))
-        if not then:
-            raise ValueError("'then' names no constraint")
-        for label in ("id", "description"):
-            if label in raw and not isinstance(raw[label], str):
-                raise TypeError(f"'{label}' is a string, got {raw[label]!r}")
-        return cls(tuple(sorted(when)), then, raw.get("id"), raw.get("description"))
+        op, value = next(iter(raw.items()))
+        if op == "min" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"'min' takes an integer, got {value!r}")
+    else:
+        op, value = "eq", raw
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"a constraint value is a string or an integer, got {value!r}")
+    return Constraint(op, value)
 
 
-converter.register_structure_hook(ValidityRule, lambda raw, _: ValidityRule.from_json(raw))
+def _conditions(part: str, raw: Mapping[str, Any], rule: str) -> tuple[Condition, ...]:
+    out: list[Condition] = []
+    for key, value in raw.items():
+        field, negated = key, False
+        if key not in RULE_FIELDS and key.endswith(NOT_SUFFIX):
+            field, negated = key[: -len(NOT_SUFFIX)], True
+        if field not in RULE_FIELDS:
+            raise FieldProblem(
+                f"{part}.{key}",
+                f"not a field a rule may name ({', '.join(RULE_FIELDS)}, or <name>{NOT_SUFFIX} "
+                f"for 'not equal'); the rule {rule} is not understood",
+            )
+        try:
+            constraint = _constraint(value, key)
+        except ValueError as exc:
+            raise FieldProblem(
+                f"{part}.{key}", f"{exc}; the rule {rule} is not understood"
+            ) from exc
+        if negated:
+            if constraint.op != "eq":
+                raise FieldProblem(
+                    f"{part}.{key}",
+                    f"a {NOT_SUFFIX} key takes a value, got {value!r}; the rule {rule} is not "
+                    "understood",
+                )
+            constraint = Constraint("ne", constraint.value)
+        out.append((field, constraint))
+    # JSON objects have no order, so neither do equal rules.
+    return tuple(sorted(out, key=lambda c: (c[0], c[1].sort_key())))
+
+
+def _structure_rule(raw: Any, _: Any) -> ValidityRule:
+    try:
+        document = jsonconv.structure(raw, _RuleDocument)
+    except ContractError as exc:
+        named = raw.get("description") or raw.get("id") if isinstance(raw, Mapping) else None
+        raise ValueError(
+            f"the rule {named or '(no description)'!r} is not understood: "
+            + "; ".join(exc.problems)
+        ) from exc
+    rule = repr(document.description or document.id or "(no description)")
+    when = _conditions("if", document.if_, rule)
+    then = _conditions("then", document.then, rule)
+    if not then:
+        raise FieldProblem("then", f"names no constraint; the rule {rule} is not understood")
+    return ValidityRule(when, then, document.id, document.description)
+
+
+converter.register_structure_hook(ValidityRule, _structure_rule)
 converter.register_unstructure_hook(ValidityRule, ValidityRule.to_json)
+
+
+def read_rule(raw: Any) -> ValidityRule:
+    """One validity rule from JSON (either form); a :class:`ContractError` says what is wrong."""
+    rule: ValidityRule = jsonconv.structure(raw, ValidityRule, source="validity rule")
+    return rule
 
 
 @functools.lru_cache(maxsize=1)
 def default_validity_rules() -> tuple[ValidityRule, ...]:
     """The four rules of CONTRACTS.md, as data (immutable, built once)."""
     return tuple(
-        ValidityRule.from_json(r)
+        read_rule(r)
         for r in (
             {
                 "id": "serial_single_candidate",
@@ -407,9 +462,41 @@ class ActionSpace:
             nearest_bin(iterations, self.max_iterations_bins),
         )
 
+    def equivalent(self, other: ActionSpace) -> bool:
+        """True when both spaces have the same bins and allow the same actions for every job
+        type, however their rules are written (the field's three rules and our four with its
+        bound on numbers, say, when every bin is at least 1)."""
+        return self is other or self == other or _equivalent(self, other)
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = converter.unstructure(self)
         return data
+
+
+_OTHER_JOB_TYPE = "\x00any other job type"
+"""Stands for every job type no rule names (they all get the same mask)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _equivalent(a: ActionSpace, b: ActionSpace) -> bool:
+    if (a.swarm_ids, a.max_candidates_bins, a.max_minutes_bins, a.max_iterations_bins) != (
+        b.swarm_ids,
+        b.max_candidates_bins,
+        b.max_minutes_bins,
+        b.max_iterations_bins,
+    ):
+        return False
+    named = {
+        str(c.value)
+        for space in (a, b)
+        for rule in space.validity_rules
+        for field, c in (*rule.when, *rule.then)
+        if field == "job_type"
+    }
+    return all(
+        bool(np.array_equal(_joint_mask(a, job), _joint_mask(b, job)))
+        for job in sorted(named | {_OTHER_JOB_TYPE})
+    )
 
 
 def _bins_of(action: JointAction) -> tuple[Bin, Bin, Bin]:

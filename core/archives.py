@@ -1,32 +1,34 @@
-"""Read a kernel repo root into run summaries, issue metadata and the universe (CONTRACTS.md).
+"""Read a kernel repo root into run summaries, issue metadata and the universe.
 
 Layout read: ``.cyntra/archives/<workcell_id>/`` (``rollout.json`` when its schema_version is
-``cyntra.rollout.v1``, otherwise ``manifest.json`` + ``proof.json``), ``.beads/issues.jsonl`` and
-``universes/<id>/{universe,swarms}.yaml``.
+``cyntra.rollout.v1``, otherwise ``proof.json`` with ``manifest.json``), ``.beads/issues.jsonl``
+and ``universes/<id>/{universe,swarms}.yaml`` (or ``.cyntra/universes/<id>/``). What each file
+holds is :mod:`swarm_planner.core.kernel_files`; every file is read by
+:mod:`swarm_planner.core.documents`. docs/formats.md describes them all.
 
-Nothing crashes and nothing disappears silently: a malformed or truncated file, a missing proof,
-an unknown status or a bad field skips that run (or issue line) with a :class:`Skip` naming the
-file, the field and the problem; ``strict=True`` turns the first such problem into an
-:class:`ArchiveError`. Tolerated dirt (string ``dk_attempts``, missing or unknown enums) is
-coerced and counted in the report.
+Why runs are repaired rather than skipped: archives come from many kernel versions, and the
+runs that look odd (a crashed run's ``error`` status, a recorded input in another kernel's rule
+form) are often the most informative ones. So a run is skipped only when it cannot yield a start
+time and a label: no outcome at all (no ``proof.json`` and no v1 rollout), an outcome file that
+cannot be read, or a run id already read. Everything else is read, each value that does not fit
+is dropped or defaulted, and every such repair is counted by kind in the :class:`ReadReport`
+with a few examples. ``strict=True`` turns the first skip into an :class:`ArchiveError`.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
+import stat
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
-import yaml
 
 from swarm_planner.core.contracts import (
-    PRIORITIES,
-    RISKS,
-    SIZES,
+    EXECUTED_PLAN_V1,
     ActionExecuted,
     ExecutedPlan,
     Gate,
@@ -35,20 +37,33 @@ from swarm_planner.core.contracts import (
     PlannerInput,
     RunSummary,
     Runtime,
+    Status,
     SystemState,
     UniverseDefaults,
     domain_of,
     load,
+    repair_issue_fields,
 )
+from swarm_planner.core.documents import DocumentError, iter_json_lines, read_json, read_yaml
 from swarm_planner.core.errors import ContractError, PlannerError
-from swarm_planner.core.jsonconv import CoercionLog, recording_coercions
+from swarm_planner.core.jsonconv import RepairLog, recording_repairs, structure_repairing
+from swarm_planner.core.kernel_files import (
+    ROLLOUT_V1,
+    IssueLine,
+    Manifest,
+    PlannerSection,
+    Proof,
+    Rollout,
+    SwarmsFile,
+    UniverseFile,
+)
 from swarm_planner.core.progress import Progress
 from swarm_planner.core.recording import ms_from_rfc3339
 
-ROLLOUT_V1 = "cyntra.rollout.v1"
+T = TypeVar("T")
+
 PROOF_STATUSES = ("success", "partial", "failed", "timeout")
-ISSUE_DEFAULTS = {"dk_priority": "P2", "dk_risk": "medium", "dk_size": "M"}
-_ISSUE_ENUMS = {"dk_priority": PRIORITIES, "dk_risk": RISKS, "dk_size": SIZES}
+DEFAULT_SWARMS: tuple[str, ...] = ("serial_handoff", "speculate_vote")
 
 
 class ArchiveError(PlannerError, ValueError):
@@ -56,7 +71,7 @@ class ArchiveError(PlannerError, ValueError):
 
 
 class _SkipRun(Exception):
-    """Internal: the run (or line) at hand is skipped for this reason."""
+    """Internal: the run (or line) at hand is skipped; the message is ``kind: detail``."""
 
 
 @attrs.frozen
@@ -74,18 +89,19 @@ class Skip:
 
 @attrs.define
 class ReadReport:
-    """What was read, what was skipped and why, and what was coerced."""
+    """What was read, what was skipped and why, and what was repaired."""
 
     root: str
     runs_read: int = 0
     issues_read: int = 0
     skipped: list[Skip] = attrs.field(factory=list)
-    coercions: CoercionLog = attrs.field(factory=CoercionLog)
+    repairs: RepairLog = attrs.field(factory=RepairLog)
 
     def skip_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(s.kind for s in self.skipped).items()))
 
     def to_json(self) -> dict[str, Any]:
+        repairs = self.repairs.to_json()
         return {
             "root": self.root,
             "runs_read": self.runs_read,
@@ -93,7 +109,8 @@ class ReadReport:
             "skipped_count": len(self.skipped),
             "skip_counts": self.skip_counts(),
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
-            "coercions": dict(sorted(self.coercions.counts.items())),
+            "repairs": repairs["counts"],
+            "repair_examples": repairs["examples"],
         }
 
 
@@ -127,380 +144,366 @@ class KernelRoot:
     report: ReadReport
 
 
-# -- small typed accessors that raise _SkipRun with the path ----------------------------------
+# -- reading one document of a run ----------------------------------------------------------------
 
 
-def _at(doc: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+def _skip_reason(file: str, exc: DocumentError) -> str:
+    """``kind: file: problem`` for a file that cannot be read (the kind is what is counted)."""
+    kind = {"malformed": "malformed JSON", "missing": "unreadable file"}.get(exc.kind, exc.kind)
+    kind = "unreadable file" if kind == "unreadable" else kind
+    problem = exc.problem.removeprefix(f"{kind}: ")
+    return f"{kind}: {file}: {problem}" if file else f"{kind}: {problem}"
+
+
+def _document(
+    directory: Path, file: str, cls: type[T], repairs: RepairLog, *, required: bool
+) -> T | None:
+    """A run's file as its record; None when it is absent or, unless ``required`` (then the run
+    is skipped), when it cannot be read or is not an object (noted)."""
+    path = directory / file
+    try:
+        raw = read_json(path)
+        if not isinstance(raw, dict):
+            raise DocumentError(
+                str(path), f"expected an object, got {type(raw).__name__}", kind="malformed"
+            )
+    except DocumentError as exc:
+        if exc.kind == "missing":
             return None
-        node = node[part]
-    return node
-
-
-def _typed(doc: Mapping[str, Any], dotted: str, kind: type | tuple[type, ...], file: str) -> Any:
-    value = _at(doc, dotted)
-    if value is None:
+        if required:
+            raise _SkipRun(_skip_reason(file, exc)) from exc
+        repairs.add(f"{file} ignored: {exc.kind}", exc.problem)
         return None
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise _SkipRun(f"bad field: {file}: {dotted}: expected a number, got {value!r}")
-    if not isinstance(value, kind):
-        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise _SkipRun(f"bad field: {file}: {dotted}: expected {names}, got {value!r}")
-    return value
+    return structure_repairing(raw, cls, source=file, repairs=repairs)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _SkipRun(f"unreadable file: {path.name}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise _SkipRun(f"malformed JSON: {path.name}: not UTF-8 ({exc.reason})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _SkipRun(
-            f"malformed JSON: {path.name}: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from exc
-    if not isinstance(data, dict):
-        raise _SkipRun(
-            f"malformed JSON: {path.name}: expected an object, got {type(data).__name__}"
-        )
-    return data
+# -- what the values mean -------------------------------------------------------------------------
 
 
-def _time_ms(doc: Mapping[str, Any], dotted: str, file: str) -> int | None:
-    value = _typed(doc, dotted, str, file)
-    if value is None:
-        return None
-    try:
-        return ms_from_rfc3339(value)
-    except ValueError as exc:
-        raise _SkipRun(f"bad field: {file}: {dotted}: {value!r} is not RFC3339") from exc
+def run_status(text: str | None, all_passed: bool, repairs: RepairLog) -> Status:
+    """The outcome of a proof: ``timeout`` if it timed out; ``success`` if it succeeded (or
+    partly) with every gate passed; anything else ``failed``, an unknown or missing status text
+    included (a crashed run's ``error``), noted by its text."""
+    if text is None:
+        repairs.add("proof status missing -> failed")
+        return "failed"
+    folded = text.strip().lower()
+    if folded != text:
+        repairs.add("proof status in another case or padded", repr(text))
+    if folded not in PROOF_STATUSES:
+        repairs.add(f"unknown proof status {folded!r} -> failed")
+        return "failed"
+    if folded == "timeout":
+        return "timeout"
+    return "success" if folded in ("success", "partial") and all_passed else "failed"
+
+
+def _start_ms(directory: Path, candidates: list[tuple[str, str | None]], repairs: RepairLog) -> int:
+    """The first of ``candidates`` (label, RFC3339 text) that parses, else the folder's mtime."""
+    for label, text in candidates:
+        if text is None:
+            continue
+        try:
+            return ms_from_rfc3339(text)
+        except (ValueError, OverflowError):
+            repairs.add(f"{label} is not RFC3339: next source used", repr(text))
+    repairs.add("start time from the folder's mtime")
+    return int(os.stat(directory).st_mtime * 1000)
 
 
 def _dedupe(codes: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(codes))
 
 
-def _str_list(doc: Mapping[str, Any], dotted: str, file: str) -> list[str]:
-    value = _typed(doc, dotted, list, file) or []
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise _SkipRun(f"bad field: {file}: {dotted}[{i}]: expected a string, got {item!r}")
-    return list(value)
-
-
-# -- one run ------------------------------------------------------------------------------------
-
-
-def _planner_section(
-    doc: Mapping[str, Any] | None, file: str
-) -> tuple[ExecutedPlan | None, PlannerInput | None, int | None]:
-    """``executed_plan``, ``planner_input`` and the override from a ``planner`` section."""
-    if doc is None:
-        return None, None, None
-    section = doc.get("planner")
-    if section is None:
-        return None, None, None
-    if not isinstance(section, Mapping):
-        raise _SkipRun(f"bad field: {file}: planner: expected an object")
+def _executed_plan(raw: Any, repairs: RepairLog) -> ExecutedPlan | None:
+    """The recorded executed plan, repaired value by value; None (noted) when it names no swarm
+    or is not an object, so that the legacy fields decide."""
+    if not isinstance(raw, dict):
+        repairs.add("executed_plan unreadable: legacy action", f"a {type(raw).__name__}")
+        return None
+    if "schema_version" not in raw:  # the field's bench writes its overrides without one
+        repairs.add("executed_plan without schema_version")
+        raw = {**raw, "schema_version": EXECUTED_PLAN_V1}
     try:
-        plan = None
-        if section.get("executed_plan") is not None:
-            plan = load(section["executed_plan"], ExecutedPlan, source=f"{file}: planner")
-        recorded = None
-        if section.get("planner_input") is not None:
-            recorded = load(section["planner_input"], PlannerInput, source=f"{file}: planner")
+        return structure_repairing(raw, ExecutedPlan, source="executed_plan", repairs=repairs)
     except ContractError as exc:
-        first = exc.problems[0]
-        where = "executed_plan" if plan is None else "planner_input"
-        raise _SkipRun(f"bad field: {file}: planner.{where}.{first}") from exc
-    override = _typed(section, "timeout_seconds_override", int, file)
-    return plan, recorded, override
+        repairs.add("executed_plan unreadable: legacy action", "; ".join(exc.problems))
+        return None
+
+
+def _recorded_state(raw: Any, repairs: RepairLog) -> SystemState | None:
+    """The system state of a recorded planner_input. The input is only read for this: when it
+    does not validate, its ``system_state`` alone is tried, and the run keeps its label."""
+    if raw is None:
+        return None
+    scratch = RepairLog(where=repairs.where)
+    try:
+        with recording_repairs(scratch):  # an input that fails counts no repairs of its own
+            state = load(raw, PlannerInput, source="planner.planner_input").system_state
+    except ContractError as exc:
+        problems = exc.problems
+    else:
+        repairs.merge(scratch)
+        return state
+    for problem in problems:
+        if ".validity_rules[" in problem or problem.startswith("action_space.validity_rules"):
+            repairs.add("recorded validity rule not understood", problem)
+    state_raw = raw.get("system_state") if isinstance(raw, dict) else None
+    state = None
+    if state_raw is not None:
+        try:
+            state = load(state_raw, SystemState, source="planner.planner_input.system_state")
+        except ContractError:
+            state = None
+    kept = "system_state kept" if state is not None else "no system_state"
+    repairs.add(f"recorded planner_input unreadable ({kept})", problems[0])
+    return state
 
 
 def _action(
-    manifest: Mapping[str, Any] | None, plan: ExecutedPlan | None, file: str
-) -> tuple[ActionExecuted, str]:
+    manifest: Manifest, section: PlannerSection | None, repairs: RepairLog
+) -> tuple[ActionExecuted, str, ExecutedPlan | None]:
+    plan = None
+    if section is not None and section.executed_plan is not None:
+        plan = _executed_plan(section.executed_plan, repairs)
     if plan is not None:
-        minutes = (
-            None
-            if plan.timeout_seconds_executed is None
-            else int(plan.timeout_seconds_executed / 60)
-        )
-        return (
-            ActionExecuted(
-                plan.swarm_id_executed,
-                plan.max_candidates_executed,
-                minutes,
-                plan.max_iterations_executed,
-            ),
-            "executed_plan",
-        )
-    manifest = manifest or {}
-    speculate = _typed(manifest, "speculate_mode", bool, file)
-    if speculate:
-        parallelism = _typed(manifest, "control.speculate_parallelism", int, file)
-        return ActionExecuted("speculate_vote", parallelism, None, None), "legacy"
-    return ActionExecuted("serial_handoff", 1, None, None), "legacy"
+        return ActionExecuted(*plan.raw_action()), "executed_plan", plan
+    if manifest.speculate_mode:
+        parallelism = manifest.control.speculate_parallelism
+        if parallelism is not None and parallelism < 1:
+            repairs.add("control.speculate_parallelism below 1: no cap", repr(parallelism))
+            parallelism = None
+        return ActionExecuted("speculate_vote", parallelism), "legacy", None
+    return ActionExecuted("serial_handoff", 1), "legacy", None
 
 
-def _identity(
-    directory: Path,
-    manifest: Mapping[str, Any],
-    doc: Mapping[str, Any],
-    file: str,
-    time_fields: tuple[str, ...],
-) -> tuple[str, int]:
-    """``run_id``: the document's workcell id → the manifest's → the directory name;
-    ``started_ms``: the first of ``time_fields`` present → the directory's mtime."""
-    run_id = (
-        _typed(doc, "workcell_id", str, file)
-        or _typed(manifest, "workcell_id", str, "manifest.json")
-        or directory.name
+# -- one run --------------------------------------------------------------------------------------
+
+
+def read_run(directory: Path, repairs: RepairLog | None = None) -> ArchivedRun:
+    """Read one archive directory (repairs noted in ``repairs``); raises ``_SkipRun`` when it
+    cannot yield a run."""
+    repairs = repairs if repairs is not None else RepairLog()
+    with recording_repairs(repairs):
+        rollout = _document(directory, "rollout.json", Rollout, repairs, required=False)
+        if rollout is not None and rollout.schema_version != ROLLOUT_V1:
+            repairs.add("rollout.json not cyntra.rollout.v1: proof read instead")
+            rollout = None
+        manifest_or_none = _document(directory, "manifest.json", Manifest, repairs, required=False)
+        if rollout is not None:
+            summary, source = _from_rollout(directory, manifest_or_none, rollout, repairs)
+            section = rollout.planner or (manifest_or_none.planner if manifest_or_none else None)
+        else:
+            proof = _document(directory, "proof.json", Proof, repairs, required=True)
+            if proof is None:
+                raise _SkipRun("missing proof: no proof.json and no cyntra.rollout.v1 rollout.json")
+            if not (directory / "manifest.json").exists():
+                repairs.add("proof.json without manifest.json: job_type code, legacy action")
+            summary, source = _from_proof(directory, manifest_or_none, proof, repairs)
+            section = manifest_or_none.planner if manifest_or_none else None
+        manifest = manifest_or_none or Manifest()
+        action, action_source, plan = _action(manifest, section, repairs)
+        state = _recorded_state(section.planner_input, repairs) if section is not None else None
+    return ArchivedRun(
+        attrs.evolve(summary, action_executed=action),
+        str(directory),
+        source,
+        action_source,
+        plan,
+        state,
+        section.timeout_seconds_override if section is not None else None,
     )
-    for field in time_fields:
-        started = _time_ms(doc, field, file)
-        if started is not None:
-            return run_id, started
-    return run_id, int(os.stat(directory).st_mtime * 1000)
 
 
 def _from_proof(
-    directory: Path, manifest: Mapping[str, Any], proof: Mapping[str, Any]
+    directory: Path, manifest: Manifest | None, proof: Proof, repairs: RepairLog
 ) -> tuple[RunSummary, str]:
-    run_id, started = _identity(
-        directory, manifest, proof, "proof.json", ("metadata.started_at", "metadata.completed_at")
+    manifest = manifest or Manifest()
+    meta, verification = proof.metadata, proof.verification
+    started = _start_ms(
+        directory,
+        [
+            ("proof.json metadata.started_at", meta.started_at),
+            ("proof.json metadata.completed_at", meta.completed_at),
+        ],
+        repairs,
     )
-    status_text = _typed(proof, "status", str, "proof.json")
-    if status_text not in PROOF_STATUSES:
-        raise _SkipRun(
-            f"unknown status: proof.json: status: {status_text!r} is not one of "
-            f"{'|'.join(PROOF_STATUSES)}"
-        )
-    all_passed = bool(_typed(proof, "verification.all_passed", bool, "proof.json"))
-    if status_text == "timeout":
-        status = "timeout"
-    elif status_text in ("success", "partial") and all_passed:
-        status = "success"
-    else:
-        status = "failed"
-    gates_doc = _typed(proof, "verification.gates", Mapping, "proof.json") or {}
-    gates, codes = [], []
-    for name, gate in gates_doc.items():
-        where = f"verification.gates.{name}"
-        if not isinstance(gate, Mapping):
-            raise _SkipRun(f"bad field: proof.json: {where}: expected an object")
-        passed = _typed(gate, "passed", bool, "proof.json")
-        score = _typed(gate, "score", (int, float), "proof.json")
-        gates.append(Gate(str(name), bool(passed), None if score is None else float(score)))
-        codes.extend(_str_list(gate, "fail_codes", f"proof.json: {where}"))
-    codes.extend(_str_list(proof, "verification.blocking_failures", "proof.json"))
-    job_type = _typed(manifest, "job_type", str, "manifest.json") or "code"
-    tags = tuple(_str_list(manifest, "issue.tags", "manifest.json"))
-    cost = _typed(proof, "metadata.cost_usd", (int, float), "proof.json")
+    codes = [code for gate in verification.gates for code in gate.fail_codes]
+    codes.extend(verification.blocking_failures)
+    job_type = manifest.job_type or "code"
+    tags = manifest.issue.tags
     summary = RunSummary(
-        run_id=run_id,
+        run_id=proof.workcell_id or manifest.workcell_id or directory.name,
         started_ms=started,
         job_type=job_type,
         domain=domain_of(job_type, tags),
         action_executed=ActionExecuted("serial_handoff"),  # replaced by the caller
-        outcome=Outcome(status, _dedupe(codes), tuple(gates)),  # type: ignore[arg-type]
-        runtime=Runtime(_typed(proof, "metadata.duration_ms", int, "proof.json")),
+        outcome=Outcome(
+            run_status(proof.status, verification.all_passed, repairs),
+            _dedupe(codes),
+            tuple(Gate(g.name or "", g.passed, g.score) for g in verification.gates),
+        ),
+        runtime=Runtime(meta.duration_ms),
         tags=tags,
-        issue_id=_issue_id(manifest, "issue.id", "manifest.json"),
-        cost_usd_est=None if cost is None else float(cost),
-        tokens_in=_typed(proof, "metadata.tokens_used", int, "proof.json"),
+        issue_id=manifest.issue.id,
+        cost_usd_est=meta.cost_usd,
+        tokens_in=meta.tokens_used,
     )
     return summary, "proof"
 
 
-def _issue_id(doc: Mapping[str, Any], dotted: str, file: str) -> str | None:
-    value = _typed(doc, dotted, (str, int), file)
-    return None if value is None else str(value)
-
-
 def _from_rollout(
-    directory: Path, manifest: Mapping[str, Any] | None, rollout: Mapping[str, Any]
+    directory: Path, manifest: Manifest | None, rollout: Rollout, repairs: RepairLog
 ) -> tuple[RunSummary, str]:
-    manifest = manifest or {}
-    run_id, started = _identity(
-        directory, manifest, rollout, "rollout.json", ("metadata.started_at",)
+    manifest = manifest or Manifest()
+    started = _start_ms(
+        directory, [("rollout.json metadata.started_at", rollout.metadata.started_at)], repairs
     )
-    all_passed = _typed(rollout, "outcomes.verification.all_passed", bool, "rollout.json")
-    codes = _str_list(rollout, "outcomes.verification.blocking_failures", "rollout.json")
-    job_type = (
-        _typed(rollout, "job_type", str, "rollout.json")
-        or _typed(manifest, "job_type", str, "manifest.json")
-        or "code"
-    )
-    tags = tuple(_str_list(manifest, "issue.tags", "manifest.json"))
-    cost = _typed(rollout, "scores.cost_usd", (int, float), "rollout.json")
+    verification = rollout.outcomes.verification
+    job_type = rollout.job_type or manifest.job_type or "code"
+    tags = manifest.issue.tags
     summary = RunSummary(
-        run_id=run_id,
+        run_id=rollout.workcell_id or manifest.workcell_id or directory.name,
         started_ms=started,
         job_type=job_type,
         domain=domain_of(job_type, tags),
         action_executed=ActionExecuted("serial_handoff"),
-        outcome=Outcome("success" if all_passed else "failed", _dedupe(codes)),
-        runtime=Runtime(_typed(rollout, "scores.duration_ms", int, "rollout.json")),
+        outcome=Outcome(
+            "success" if verification.all_passed else "failed",
+            _dedupe(list(verification.blocking_failures)),
+        ),
+        runtime=Runtime(rollout.scores.duration_ms),
         tags=tags,
-        issue_id=_issue_id(rollout, "issue_id", "rollout.json")
-        or _issue_id(manifest, "issue.id", "manifest.json"),
-        cost_usd_est=None if cost is None else float(cost),
+        issue_id=rollout.issue_id or manifest.issue.id,
+        cost_usd_est=rollout.scores.cost_usd,
     )
     return summary, "rollout"
 
 
-def read_run(directory: Path) -> ArchivedRun:
-    """Read one archive directory; raises ``_SkipRun`` with the reason when it cannot."""
-    rollout_path = directory / "rollout.json"
-    manifest_path = directory / "manifest.json"
-    manifest = _read_json(manifest_path) if manifest_path.exists() else None
-    rollout = _read_json(rollout_path) if rollout_path.exists() else None
-    if rollout is not None and rollout.get("schema_version") == ROLLOUT_V1:
-        summary, source = _from_rollout(directory, manifest, rollout)
-        plan, recorded, override = _planner_section(rollout, "rollout.json")
-        if plan is None:
-            plan, recorded, override = _planner_section(manifest, "manifest.json")
-    else:
-        if manifest is None:
-            raise _SkipRun("missing manifest: no manifest.json and no cyntra.rollout.v1 rollout")
-        proof_path = directory / "proof.json"
-        if not proof_path.exists():
-            raise _SkipRun("missing proof: manifest.json without proof.json")
-        summary, source = _from_proof(directory, manifest, _read_json(proof_path))
-        plan, recorded, override = _planner_section(manifest, "manifest.json")
-    action, action_source = _action(manifest, plan, "manifest.json")
-    summary = attrs.evolve(summary, action_executed=action)
-    state = None if recorded is None else recorded.system_state
-    return ArchivedRun(summary, str(directory), source, action_source, plan, state, override)
-
-
-# -- issues and universe ------------------------------------------------------------------------
-
-
-def _coerce_issue_line(raw: Mapping[str, Any], log: CoercionLog) -> dict[str, Any]:
-    """The planner's Issue fields of one issues.jsonl object, with the tolerated dirt fixed."""
-    if "id" not in raw or not isinstance(raw["id"], (str, int)) or isinstance(raw["id"], bool):
-        raise _SkipRun(f"bad field: id: expected a string, got {raw.get('id')!r}")
-    out: dict[str, Any] = {"issue_id": str(raw["id"])}
-    for key, allowed in _ISSUE_ENUMS.items():
-        value = raw.get(key)
-        if value is None:
-            log.add(f"issues.jsonl {key}: missing -> {ISSUE_DEFAULTS[key]}")
-            value = ISSUE_DEFAULTS[key]
-        elif value not in allowed:
-            log.add(f"issues.jsonl {key}: unknown -> {ISSUE_DEFAULTS[key]}")
-            value = ISSUE_DEFAULTS[key]
-        out[key] = value
-    attempts = raw.get("dk_attempts", 0)
-    if isinstance(attempts, str) and attempts.strip().isdigit():
-        log.add("issues.jsonl dk_attempts: string -> int")
-        attempts = int(attempts.strip())
-    elif attempts is None:
-        attempts = 0
-    out["dk_attempts"] = attempts
-    for key in ("dk_tool_hint", "title", "description"):
-        if raw.get(key) is not None:
-            out[key] = raw[key]
-    out["tags"] = raw.get("tags") or []
-    return out
+# -- issues and universe --------------------------------------------------------------------------
 
 
 def read_issues(path: Path, report: ReadReport, *, strict: bool = False) -> dict[str, Issue]:
-    """``issues.jsonl`` → issue id → Issue; bad lines are skipped with their line number."""
+    """``issues.jsonl`` → issue id → Issue. A line is skipped (with its number) only when it
+    cannot be read or names no id; odd values are repaired and counted (the later of two lines
+    with one id wins)."""
     issues: dict[str, Issue] = {}
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return issues
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise _SkipRun(f"malformed JSON: {exc.msg} (column {exc.colno})") from exc
-                if not isinstance(raw, dict):
-                    raise _SkipRun("malformed JSON: expected an object")
-                line_log = CoercionLog()
-                fields = _coerce_issue_line(raw, line_log)
-                with recording_coercions(line_log):
-                    issue = load(fields, Issue, source=where)
-            except ContractError as exc:
-                _skip(report, where, f"bad field: {exc.problems[0]}", strict)
-                continue
-            except _SkipRun as exc:
-                _skip(report, where, str(exc), strict)
-                continue
-            report.coercions.counts.update(line_log.counts)  # only lines that were kept count
-            if issue.issue_id in issues:
-                report.coercions.add("issues.jsonl: duplicate id, last line wins")
-            issues[issue.issue_id] = issue
+    try:
+        lines = list(_issue_lines(path, report, strict=strict))
+    except DocumentError as exc:  # the file itself (not a regular file, a loop)
+        _skip(report, str(path), _skip_reason(path.name, exc), strict)
+        return issues
+    for issue in lines:
+        if issue.issue_id in issues:
+            report.repairs.add("issues.jsonl: duplicate id, last line wins", issue.issue_id)
+        issues[issue.issue_id] = issue
     report.issues_read = len(issues)
     return issues
 
 
-def read_universe(root: Path, universe_id: str | None = None) -> Universe:
-    """The universe named ``universe_id`` (or the only / first one), with defaults if absent."""
-    base = root / "universes"
+def _issue_lines(path: Path, report: ReadReport, *, strict: bool) -> Iterator[Issue]:
+    for line in iter_json_lines(path):
+        where = f"{path}:{line.number}"
+        log = RepairLog(where=f"issues.jsonl:{line.number}")
+        try:
+            if line.error is not None:
+                raise _SkipRun(_skip_reason("", line.error))
+            if not isinstance(line.value, dict):
+                raise _SkipRun(
+                    f"malformed JSON: expected an object, got {type(line.value).__name__}"
+                )
+            with recording_repairs(log):
+                raw = structure_repairing(line.value, IssueLine, source="issues.jsonl", repairs=log)
+                if raw.id is None:
+                    raise _SkipRun(
+                        f"bad field: id: expected a string, got {line.value.get('id')!r}"
+                    )
+                fields = repair_issue_fields(raw.issue_fields(), unknown_too=True)
+                issue = structure_repairing(fields, Issue, source="issue", repairs=log)
+        except _SkipRun as exc:
+            _skip(report, where, str(exc), strict)
+            continue
+        except ContractError as exc:
+            _skip(report, where, f"bad field: {exc.problems[0]}", strict)
+            continue
+        report.repairs.merge(log)  # only lines that were kept count
+        yield issue
+
+
+def _universes_folder(root: Path) -> Path:
+    for base in (root / "universes", root / ".cyntra" / "universes"):
+        if base.is_dir():
+            return base
+    return root / "universes"
+
+
+def read_universe(
+    root: Path, universe_id: str | None = None, report: ReadReport | None = None
+) -> Universe:
+    """The universe named ``universe_id`` (or the first), with defaults where it says nothing."""
+    base = _universes_folder(root)
     candidates = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
     if universe_id is None:
         if not candidates:
-            return Universe("default", UniverseDefaults(), ("serial_handoff", "speculate_vote"))
+            return Universe("default", UniverseDefaults(), DEFAULT_SWARMS)
         universe_id = candidates[0]
     elif universe_id not in candidates:
         raise ArchiveError(
             f"{base}: no universe {universe_id!r}; found: {', '.join(candidates) or '(none)'}"
         )
     folder = base / universe_id
+    repairs = report.repairs if report is not None else RepairLog()
+    universe_doc = _yaml_record(folder / "universe.yaml", UniverseFile, repairs)
+    swarms_doc = _yaml_record(folder / "swarms.yaml", SwarmsFile, repairs)
     defaults = UniverseDefaults()
-    swarms: tuple[str, ...] = ("serial_handoff", "speculate_vote")
-    universe_doc = _read_yaml(folder / "universe.yaml")
     if universe_doc is not None:
-        section = universe_doc.get("defaults") or {}
-        if not isinstance(section, Mapping):
-            raise ArchiveError(f"{folder / 'universe.yaml'}: defaults: expected a mapping")
-        try:
-            defaults = load(
-                {k: section.get(k) for k in ("swarm_id", "objective_id")},
-                UniverseDefaults,
-                source=str(folder / "universe.yaml"),
-            )
-        except ContractError as exc:
-            raise ArchiveError(str(exc)) from exc
-    swarms_doc = _read_yaml(folder / "swarms.yaml")
+        defaults = UniverseDefaults(
+            universe_doc.defaults.swarm_id, universe_doc.defaults.objective_id
+        )
+    swarms = DEFAULT_SWARMS
     if swarms_doc is not None:
-        catalog = swarms_doc.get("swarms")
-        if not isinstance(catalog, Mapping) or not catalog:
+        if not swarms_doc.swarms:
             raise ArchiveError(f"{folder / 'swarms.yaml'}: swarms: expected a non-empty mapping")
-        swarms = tuple(sorted(str(k) for k in catalog))
+        swarms = tuple(sorted(swarms_doc.swarms))
     return Universe(universe_id, defaults, swarms)
 
 
-def _read_yaml(path: Path) -> Mapping[str, Any] | None:
+def _yaml_record(path: Path, cls: type[T], repairs: RepairLog) -> T | None:
     if not path.exists():
         return None
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ArchiveError(f"{path}: not valid YAML: {exc}") from exc
+        doc = read_yaml(path)
+    except DocumentError as exc:
+        raise ArchiveError(str(exc)) from exc
     if doc is None:
-        return {}
-    if not isinstance(doc, Mapping):
-        raise ArchiveError(f"{path}: expected a mapping at the top")
-    return doc
+        return None
+    if not isinstance(doc, dict):
+        raise ArchiveError(f"{path}: expected a mapping at the top, got {type(doc).__name__}")
+    try:
+        return structure_repairing(doc, cls, source=path.name, repairs=repairs)
+    except ContractError as exc:
+        raise ArchiveError(str(exc)) from exc
 
 
 def _skip(report: ReadReport, path: str, reason: str, strict: bool) -> None:
     if strict:
         raise ArchiveError(f"{path}: {reason}")
     report.skipped.append(Skip(path, reason))
+
+
+def _not_a_folder(path: Path) -> str | None:
+    """Why an entry of the archives folder is not a workcell folder (None when it is one)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop"
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return None
+    return "a regular file" if stat.S_ISREG(mode) else "not a folder"
 
 
 def read_root(
@@ -516,14 +519,21 @@ def read_root(
     if not archives.is_dir():
         raise ArchiveError(f"{root}: no .cyntra/archives folder (is this a kernel repo root?)")
     report = ReadReport(str(root))
-    universe = read_universe(root, universe_id)
+    universe = read_universe(root, universe_id, report)
     issues = read_issues(root / ".beads" / "issues.jsonl", report, strict=strict)
-    directories = sorted(p for p in archives.iterdir() if p.is_dir())
+    entries = sorted(archives.iterdir())
     runs: list[ArchivedRun] = []
     seen: dict[str, str] = {}
-    for i, directory in enumerate(directories):
+    for i, directory in enumerate(entries):
+        if progress is not None and (i % 1000 == 0 or i == len(entries) - 1):
+            progress(i + 1, len(entries))
+        why = _not_a_folder(directory)
+        if why is not None:
+            _skip(report, str(directory), f"not a workcell folder: {why}", strict)
+            continue
+        repairs = RepairLog(where=directory.name)
         try:
-            run = read_run(directory)
+            run = read_run(directory, repairs)
         except _SkipRun as exc:
             _skip(report, str(directory), str(exc), strict)
             continue
@@ -532,9 +542,8 @@ def read_root(
             _skip(report, str(directory), f"duplicate run_id: also in {previous}", strict)
             continue
         seen[run.summary.run_id] = str(directory)
+        report.repairs.merge(repairs)
         runs.append(run)
-        if progress is not None and (i % 1000 == 0 or i == len(directories) - 1):
-            progress(i + 1, len(directories))
     runs.sort(key=lambda r: (r.summary.started_ms, r.summary.run_id))
     report.runs_read = len(runs)
     return KernelRoot(tuple(runs), issues, universe, report)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from swarm_planner import __version__
+from swarm_planner.core.documents import DocumentError, read_json
 from swarm_planner.core.errors import PlannerError
-from swarm_planner.core.jsonfile import read_json_document
 from swarm_planner.core.recording import now_rfc3339
 
 BUNDLE_FORMAT = 1
@@ -74,7 +74,9 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     path = folder / METADATA
     if not folder.is_dir():
         raise BundleError(f"{folder}: not a bundle folder")
-    metadata = read_json_document(path, BundleError)
+    metadata = read_json_file(path)
+    if not isinstance(metadata, dict):
+        raise BundleError(f"{path}: expected a JSON object")
     version = metadata.get("bundle_format")
     if version != BUNDLE_FORMAT:
         raise BundleError(
@@ -100,6 +102,14 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     return dict(metadata)
 
 
-def read_json(folder: Path | str, name: str) -> Any:
+def read_json_file(path: Path) -> Any:
+    """A JSON file of a bundle; any problem is a :class:`BundleError` naming the file."""
+    try:
+        return read_json(path)
+    except DocumentError as exc:
+        raise BundleError(str(exc)) from exc
+
+
+def read_bundle_json(folder: Path | str, name: str) -> Any:
     """A JSON file of a bundle (open the bundle first, so its hash has been checked)."""
-    return read_json_document(Path(folder) / name, BundleError)
+    return read_json_file(Path(folder) / name)

@@ -16,14 +16,12 @@ import attrs
 import yaml
 
 from swarm_planner.core.action_space import ActionSpace
+from swarm_planner.core.documents import DocumentError, read_yaml
 from swarm_planner.core.errors import ConfigError, ContractError, PluginError
-from swarm_planner.core.jsonconv import json_field, structure, unstructure, validator
+from swarm_planner.core.jsonconv import json_field, positive, structure, unit_interval, unstructure
 from swarm_planner.core.plugins import PluginHost, get_host
 
 Mode = Literal["off", "log", "enforce"]
-
-_positive = validator(lambda v: f"{v!r} is below 1" if v < 1 else None)
-_unit = validator(lambda v: f"{v!r} is not within [0, 1]" if not 0.0 <= v <= 1.0 else None)
 
 
 @attrs.frozen
@@ -39,18 +37,18 @@ class ModelConfig:
 
 @attrs.frozen
 class InferenceConfig:
-    confidence_threshold: float = json_field(default=0.6, validator=_unit)
+    confidence_threshold: float = json_field(default=0.6, validator=unit_interval)
     use_calibration: bool = True
-    timeout_ms: int = json_field(default=100, validator=_positive)
+    timeout_ms: int = json_field(default=100, validator=positive)
 
 
 @attrs.frozen
 class SafetyConfig:
     """Hard caps applied to every decision; ``reductions_only`` never exceeds the baseline."""
 
-    max_candidates_cap: int = json_field(default=5, validator=_positive)
-    max_minutes_cap: int = json_field(default=120, validator=_positive)
-    max_iterations_cap: int = json_field(default=10, validator=_positive)
+    max_candidates_cap: int = json_field(default=5, validator=positive)
+    max_minutes_cap: int = json_field(default=120, validator=positive)
+    max_iterations_cap: int = json_field(default=10, validator=positive)
     reductions_only: bool = True
 
 
@@ -64,7 +62,7 @@ class FlagsConfig:
 class BenchConfig:
     """The best-of-K outcome bench: how candidates are drawn, run and judged."""
 
-    k: int = json_field(default=4, validator=_positive)
+    k: int = json_field(default=4, validator=positive)
     sampler: str = "deterministic"
     sampler_options: dict[str, Any] = json_field(factory=dict)
     selector: str = "lexicographic"
@@ -171,16 +169,9 @@ def load_config(path: str | Path, *, host: PluginHost | None = None) -> PlannerC
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from exc
+        document = read_yaml(path)
+    except DocumentError as exc:
+        raise ConfigError(source, [exc.problem]) from exc
     if document is None:
         document = {}
     if not isinstance(document, Mapping):

@@ -15,9 +15,17 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from swarm_planner.core import jsonconv
-from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction
+from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction, minutes_from_timeout
 from swarm_planner.core.canonical import input_hash
-from swarm_planner.core.jsonconv import converter, json_field, note_coercion, validator
+from swarm_planner.core.jsonconv import (
+    converter,
+    json_field,
+    non_negative,
+    note_repair,
+    positive,
+    unit_interval,
+    validator,
+)
 
 T = TypeVar("T")
 
@@ -49,11 +57,6 @@ def _check_rfc3339(value: str | None) -> str | None:
 
 
 _rfc3339 = validator(_check_rfc3339)
-_non_negative = validator(lambda v: f"{v!r} is negative" if v is not None and v < 0 else None)
-_at_least_one = validator(lambda v: f"{v!r} is below 1" if v is not None and v < 1 else None)
-_unit_interval = validator(
-    lambda v: f"{v!r} is not within [0, 1]" if v is not None and not 0.0 <= v <= 1.0 else None
-)
 _hour = validator(
     lambda v: f"{v!r} is not an hour 0..23" if v is not None and not 0 <= v <= 23 else None
 )
@@ -88,7 +91,7 @@ class ActionExecuted:
 
 @attrs.frozen
 class Runtime:
-    duration_ms: int | None = json_field(default=None, validator=_non_negative)
+    duration_ms: int | None = json_field(default=None, validator=non_negative)
 
 
 @attrs.frozen
@@ -108,6 +111,10 @@ class RunSummary:
     tokens_in: int | None = json_field(optional=True)
     tokens_out: int | None = json_field(optional=True)
     schema_version: Literal["cyntra.run_summary.v1"] | None = json_field(optional=True)
+    universe_id: str | None = json_field(optional=True)
+    """Fab-world runs of the field's kernel also name their universe, world and objective."""
+    world_id: str | None = json_field(optional=True)
+    objective_id: str | None = json_field(optional=True)
 
 
 def domain_of(job_type: str, tags: tuple[str, ...] | list[str] | None) -> str:
@@ -128,23 +135,55 @@ class UniverseDefaults:
     objective_id: str | None = None
 
 
+ISSUE_DEFAULTS: dict[str, str] = {"dk_priority": "P2", "dk_risk": "medium", "dk_size": "M"}
+"""What an issue's priority, risk and size are when they are not given (CONTRACTS: unknown →
+these too, in an issue file)."""
+ISSUE_ENUMS: dict[str, tuple[str, ...]] = {
+    "dk_priority": PRIORITIES,
+    "dk_risk": RISKS,
+    "dk_size": SIZES,
+}
+
+
+def repair_issue_fields(value: Mapping[str, Any], *, unknown_too: bool) -> dict[str, Any]:
+    """The repairs an issue may have, each noted: a missing priority, risk or size takes its
+    default (with ``unknown_too``, as an issue file is read, so does a null or an unknown
+    value), and ``dk_attempts`` given as digits becomes a number (null: 0, with ``unknown_too``).
+
+    The one place these rules live: the planner_input reader and the issue-file reader both
+    call it."""
+    out = dict(value)
+    for key, default in ISSUE_DEFAULTS.items():
+        given = out.get(key)
+        if key not in out or (unknown_too and given is None):
+            note_repair(f"issue.{key}: missing -> {default}")
+            out[key] = default
+        elif unknown_too and given not in ISSUE_ENUMS[key]:
+            note_repair(f"issue.{key}: unknown -> {default}", repr(given))
+            out[key] = default
+    attempts = out.get("dk_attempts")
+    if isinstance(attempts, str) and attempts.strip().isdigit():
+        note_repair("issue.dk_attempts: string -> int")
+        out["dk_attempts"] = int(attempts.strip())
+    elif attempts is None and unknown_too:
+        out.pop("dk_attempts", None)
+    return out
+
+
 @attrs.frozen
 class Issue:
-    """The issue being dispatched. Missing enums default, string attempts are coerced (counted)."""
+    """The issue being dispatched. Missing enums default, string attempts are coerced (noted)."""
 
     issue_id: str
     dk_priority: Priority = "P2"
     dk_risk: Risk = "medium"
     dk_size: Size = "M"
     dk_tool_hint: str | None = None
-    dk_attempts: int = json_field(default=0, validator=_non_negative)
+    dk_attempts: int = json_field(default=0, validator=non_negative)
     tags: tuple[str, ...] = ()
     title: str | None = json_field(optional=True)
     description: str | None = json_field(optional=True)
     keywords: tuple[str, ...] | None = json_field(optional=True)
-
-
-_ISSUE_DEFAULTS = {"dk_priority": "P2", "dk_risk": "medium", "dk_size": "M"}
 
 
 def _structure_issue_fn() -> Any:
@@ -152,15 +191,7 @@ def _structure_issue_fn() -> Any:
 
     def structure(value: Any, tp: Any) -> Issue:
         if isinstance(value, Mapping):
-            value = dict(value)
-            for key, default in _ISSUE_DEFAULTS.items():
-                if key not in value:
-                    note_coercion(f"issue.{key}: missing -> {default}")
-                    value[key] = default
-            attempts = value.get("dk_attempts")
-            if isinstance(attempts, str) and attempts.strip().isdigit():
-                note_coercion("issue.dk_attempts: string -> int")
-                value["dk_attempts"] = int(attempts.strip())
+            value = repair_issue_fields(value, unknown_too=False)
         issue: Issue = inner(value, tp)
         return issue
 
@@ -175,6 +206,17 @@ class History:
     last_n_similar_runs: tuple[RunSummary, ...] = ()
 
 
+def _structure_hour(value: Any, _: Any) -> int | None:
+    """An hour 0..23; the field's kernel writes it as two digits (``"09"``), read and noted."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        note_repair("system_state.hour_bucket: string -> int")
+        return int(value.strip())
+    hour: int = converter.structure(value, int)
+    return hour
+
+
 @attrs.frozen
 class SystemState:
     """Load and health of the kernel at decision time; every field nullable (logged from now on)."""
@@ -183,7 +225,7 @@ class SystemState:
     queue_depth_bin: CountBin | None = None
     available_toolchains: tuple[str, ...] | None = None
     toolchain_health: dict[str, float] | None = None
-    hour_bucket: int | None = attrs.field(default=None, validator=_hour)
+    hour_bucket: int | None = json_field(default=None, validator=_hour, structure=_structure_hour)
     budget_remaining_bin: str | None = None
 
 
@@ -227,7 +269,7 @@ class PlannerAction:
     swarm_id: str
     budgets: Budgets
     probs: dict[str, dict[str, float]] | None = json_field(optional=True)
-    confidence: float | None = json_field(optional=True, validator=_unit_interval)
+    confidence: float | None = json_field(optional=True, validator=unit_interval)
     abstain_to_default: bool | None = json_field(optional=True)
     reason: str | None = json_field(optional=True)
     model: ModelRef | None = json_field(optional=True)
@@ -253,23 +295,22 @@ def budgets_of(action: JointAction) -> Budgets:
 class ExecutedPlan:
     schema_version: Literal["cyntra.executed_plan.v1"]
     swarm_id_executed: str
-    max_candidates_executed: int | None = attrs.field(validator=_at_least_one)
-    timeout_seconds_executed: int | None = attrs.field(validator=_at_least_one)
-    max_iterations_executed: int | None = attrs.field(validator=_at_least_one)
+    max_candidates_executed: int | None = attrs.field(validator=positive)
+    timeout_seconds_executed: int | None = attrs.field(validator=positive)
+    max_iterations_executed: int | None = attrs.field(validator=positive)
     fallback_applied: bool = False
     fallback_reason: str | None = None
 
     def to_action(self, space: ActionSpace) -> JointAction:
-        """The bins of what ran (minutes = ``int(timeout_seconds / 60)``, nearest bin)."""
-        minutes = (
-            None
-            if self.timeout_seconds_executed is None
-            else int(self.timeout_seconds_executed / 60)
-        )
-        return space.nearest_action(
+        """The bins of what ran (minutes from the timeout, nearest bin)."""
+        return space.nearest_action(*self.raw_action())
+
+    def raw_action(self) -> tuple[str, int | None, int | None, int | None]:
+        """What ran in raw numbers: swarm, candidates, minutes, iterations (None: no cap)."""
+        return (
             self.swarm_id_executed,
             self.max_candidates_executed,
-            minutes,
+            minutes_from_timeout(self.timeout_seconds_executed),
             self.max_iterations_executed,
         )
 
@@ -298,6 +339,7 @@ def dump(record: Any) -> Any:
 
 
 __all__ = [
+    "ISSUE_DEFAULTS",
     "NA",
     "ActionExecuted",
     "Budgets",
@@ -318,4 +360,5 @@ __all__ = [
     "domain_of",
     "dump",
     "load",
+    "repair_issue_fields",
 ]

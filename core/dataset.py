@@ -28,9 +28,9 @@ from swarm_planner.core.action_space import HEADS, ActionSpace, JointAction
 from swarm_planner.core.archives import ArchivedRun, KernelRoot, read_root
 from swarm_planner.core.canonical import canonical_json, sha256_hex
 from swarm_planner.core.contracts import Issue, ModelRef, PlannerAction, PlannerInput, dump, load
+from swarm_planner.core.documents import DocumentError, iter_json_lines, read_json_object
 from swarm_planner.core.errors import ContractError, PlannerError
 from swarm_planner.core.history import DEFAULT_WINDOW, HistoryIndex, scorer_named
-from swarm_planner.core.jsonfile import read_json_document
 from swarm_planner.core.keywords import issue_keywords
 from swarm_planner.core.progress import Progress
 from swarm_planner.core.recording import build_planner_input, planner_action_for, rfc3339_from_ms
@@ -247,8 +247,11 @@ def build_dataset(
 
 def read_meta(folder: Path | str) -> dict[str, Any]:
     path = Path(folder) / META_FILE
-    meta = read_json_document(path, DatasetError)
-    if not isinstance(meta, dict) or meta.get("schema_version") != DATASET_V1:
+    try:
+        meta = read_json_object(path)
+    except DocumentError as exc:
+        raise DatasetError(str(exc)) from exc
+    if meta.get("schema_version") != DATASET_V1:
         raise DatasetError(f"{path}: schema_version: expected {DATASET_V1!r}")
     return meta
 
@@ -258,14 +261,16 @@ def iter_dataset(folder: Path | str) -> Iterator[DatasetRow]:
     path = Path(folder) / DATASET_FILE
     if not path.exists():
         raise DatasetError(f"{path}: missing (build it with `planner build-dataset`)")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    try:
+        for line in iter_json_lines(path):
+            if line.error is not None:
+                raise DatasetError(str(line.error))
             try:
-                yield load(json.loads(line), DatasetRow, source=f"{path}:{number}")
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{number}: malformed JSON: {exc.msg}") from exc
+                yield load(line.value, DatasetRow, source=f"{path}:{line.number}")
             except ContractError as exc:
                 raise DatasetError(str(exc)) from exc
+    except DocumentError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def file_hash(folder: Path | str) -> str:
@@ -307,7 +312,7 @@ def root_stats(root: Path | str, *, universe_id: str | None = None) -> dict[str,
         "issues": len(kernel.issues),
         "skipped": len(kernel.report.skipped),
         "skip_counts": kernel.report.skip_counts(),
-        "coercions": dict(sorted(kernel.report.coercions.counts.items())),
+        "repairs": dict(sorted(kernel.report.repairs.counts.items())),
         "counts": {k: dict(sorted(v.items())) for k, v in sorted(tables.items())},
     }
 

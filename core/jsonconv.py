@@ -3,21 +3,31 @@
 Why a custom converter: cattrs' defaults are lenient in ways that lose data silently (``int("3")``
 turns strings into numbers, ``int(3.7)`` truncates, extra keys are ignored). Here every primitive is
 strict, extra keys are forbidden, ``Literal`` values are checked with a message that lists what is
-allowed, and every failure is reported with its JSON path. The few coercions the contracts allow
+allowed, and every failure is reported with its JSON path. The few repairs the contracts allow
 (``dk_attempts`` as a string, missing enums) are done by the records that own them and counted in a
-:class:`CoercionLog`, never done by accident.
+:class:`RepairLog`, never done by accident. Numbers must be finite and text must be text (no lone
+UTF-16 surrogates), whether the data came from a file or was built in code.
 
 Field metadata understood by the attrs hooks (set with :func:`json_field`):
 
 - ``json_name``: the key in JSON when it differs from the Python name (``if`` is a keyword);
-- ``optional``: the key may be absent; it is written only when the value is not ``None``.
+- ``optional``: the key may be absent; it is written only when the value is not ``None``;
+- ``structure``: a hook of the field's own (a value with more than one JSON form).
+
+Records marked with :func:`open_record` ignore keys they do not name: they describe the part we
+read of a document someone else writes (a kernel's ``proof.json``), never our own formats.
+:func:`structure_repairing` reads such documents value by value: a bad value is dropped (its
+default applies) and counted, instead of losing the whole document.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import difflib
+import math
+import re
 import types
 import typing
 from collections import Counter
@@ -35,11 +45,15 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from swarm_planner.core.documents import format_path
 from swarm_planner.core.errors import ContractError
 
 T = TypeVar("T")
 
 converter = cattrs.Converter(forbid_extra_keys=True)
+
+Step = str | int
+"""One step of a JSON path: an object key or an array index."""
 
 
 # -- field metadata ---------------------------------------------------------------------------
@@ -53,9 +67,10 @@ def json_field(
     optional: bool = False,
     validator: Any = None,
     converter: Any = None,
+    structure: Callable[[Any, Any], Any] | None = None,
 ) -> Any:
     """An attrs field with the JSON metadata this module's hooks read."""
-    metadata = {"json_name": json_name, "optional": optional}
+    metadata = {"json_name": json_name, "optional": optional, "structure": structure}
     if optional and default is attrs.NOTHING and factory is None:
         default = None
     return attrs.field(
@@ -96,6 +111,16 @@ def validator(check: Callable[[Any], str | None]) -> Callable[[Any, Any, Any], N
     return run
 
 
+positive = validator(lambda v: f"{v!r} is below 1" if v is not None and v < 1 else None)
+"""At least 1 (``None`` passes: nullable fields)."""
+non_negative = validator(lambda v: f"{v!r} is negative" if v is not None and v < 0 else None)
+"""At least 0 (``None`` passes)."""
+unit_interval = validator(
+    lambda v: f"{v!r} is not within [0, 1]" if v is not None and not 0.0 <= v <= 1.0 else None
+)
+"""Within [0, 1] (``None`` passes)."""
+
+
 def field_converter(key: str, fn: Callable[[Any], T]) -> Callable[[Any], T]:
     """Wrap an attrs converter so that its failure names the field ``key``."""
 
@@ -108,35 +133,58 @@ def field_converter(key: str, fn: Callable[[Any], T]) -> Callable[[Any], T]:
     return convert
 
 
-# -- coercion accounting ----------------------------------------------------------------------
+# -- repair accounting ------------------------------------------------------------------------
+
+
+EXAMPLES_PER_KIND = 5
+"""Examples kept per kind of repair (the counts are always complete)."""
 
 
 @attrs.define
-class CoercionLog:
-    """Counts the tolerated dirt that readers fixed, keyed by what was fixed.
+class RepairLog:
+    """Counts the tolerated dirt that readers fixed, by kind, with the first few examples.
 
-    Readers of field data report these counts (``issue.dk_attempts: string -> int``) so that
-    a coercion is never silent.
+    Readers of field data report these (``issue.dk_attempts: string -> int``) so that a repair is
+    never silent. ``where`` names the file being read, for the examples.
     """
 
     counts: Counter[str] = attrs.field(factory=Counter)
+    examples: dict[str, list[str]] = attrs.field(factory=dict)
+    where: str | None = None
 
-    def add(self, what: str) -> None:
-        self.counts[what] += 1
+    def add(self, kind: str, detail: str | None = None) -> None:
+        self.counts[kind] += 1
+        if detail is not None or self.where is not None:
+            shown = self.examples.setdefault(kind, [])
+            if len(shown) < EXAMPLES_PER_KIND:
+                text = ": ".join(p for p in (self.where, detail) if p)
+                shown.append(text)
+
+    def merge(self, other: RepairLog) -> None:
+        self.counts.update(other.counts)
+        for kind, shown in other.examples.items():
+            mine = self.examples.setdefault(kind, [])
+            mine.extend(shown[: EXAMPLES_PER_KIND - len(mine)])
 
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counts": dict(sorted(self.counts.items())),
+            "examples": {k: list(v) for k, v in sorted(self.examples.items())},
+        }
 
-_active_log: contextvars.ContextVar[CoercionLog | None] = contextvars.ContextVar(
-    "swarm_planner_coercion_log", default=None
+
+_active_log: contextvars.ContextVar[RepairLog | None] = contextvars.ContextVar(
+    "swarm_planner_repair_log", default=None
 )
 
 
 @contextlib.contextmanager
-def recording_coercions(log: CoercionLog | None = None) -> Iterator[CoercionLog]:
-    """Collect the coercions made by every structure call inside the block."""
-    log = log if log is not None else CoercionLog()
+def recording_repairs(log: RepairLog | None = None) -> Iterator[RepairLog]:
+    """Collect the repairs made by every structure call inside the block."""
+    log = log if log is not None else RepairLog()
     token = _active_log.set(log)
     try:
         yield log
@@ -144,11 +192,11 @@ def recording_coercions(log: CoercionLog | None = None) -> Iterator[CoercionLog]
         _active_log.reset(token)
 
 
-def note_coercion(what: str) -> None:
-    """Record one tolerated coercion in the active log (if a reader is recording)."""
+def note_repair(kind: str, detail: str | None = None) -> None:
+    """Record one tolerated repair in the active log (if a reader is recording)."""
     log = _active_log.get()
     if log is not None:
-        log.add(what)
+        log.add(kind, detail)
 
 
 # -- strict primitives ------------------------------------------------------------------------
@@ -167,12 +215,20 @@ def _structure_int(value: Any, _: type) -> int:
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number, got {value!r} ({_type_name(value)})")
-    return float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _structure_str(value: Any, _: type) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r} ({_type_name(value)})")
+    if _SURROGATE.search(value) is not None:
+        raise ValueError(f"{value!r} holds a lone UTF-16 surrogate, which is not text")
     return value
 
 
@@ -317,13 +373,27 @@ converter.register_structure_hook_factory(_is_mapping, _mapping_structure_strict
 # -- attrs classes with metadata ----------------------------------------------------------------
 
 
-def _overrides(cls: type) -> dict[str, Any]:
+_OPEN_RECORDS: set[type] = set()
+
+
+def open_record(cls: type[T]) -> type[T]:
+    """Mark an attrs class as the part we read of someone else's document: keys it does not
+    name are ignored (they are the rest of that document), not errors."""
+    _OPEN_RECORDS.add(cls)
+    return cls
+
+
+def _overrides(cls: type, *, structuring: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in attrs.fields(cls):
         rename = field.metadata.get("json_name")
         optional = bool(field.metadata.get("optional"))
-        if rename or optional:
-            out[field.name] = override(rename=rename, omit_if_default=optional)
+        hook = field.metadata.get("structure") if structuring else None
+        if rename or optional or hook:
+            kwargs: dict[str, Any] = {"rename": rename, "omit_if_default": optional}
+            if hook is not None:
+                kwargs["struct_hook"] = hook
+            out[field.name] = override(**kwargs)
     return out
 
 
@@ -331,9 +401,9 @@ def _attrs_structure(cls: type) -> Callable[[Any, Any], Any]:
     inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
         cls,
         converter,
-        _cattrs_forbid_extra_keys=True,
+        _cattrs_forbid_extra_keys=cls not in _OPEN_RECORDS,
         _cattrs_detailed_validation=True,
-        **_overrides(cls),
+        **_overrides(cls, structuring=True),
     )
 
     def structure(value: Any, tp: Any) -> Any:
@@ -345,7 +415,7 @@ def _attrs_structure(cls: type) -> Callable[[Any, Any], Any]:
 
 
 def _attrs_unstructure(cls: type) -> Callable[[Any], Any]:
-    return make_dict_unstructure_fn(cls, converter, **_overrides(cls))
+    return make_dict_unstructure_fn(cls, converter, **_overrides(cls, structuring=False))
 
 
 converter.register_structure_hook_factory(attrs.has, _attrs_structure)
@@ -372,30 +442,35 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if str(exc) else type(exc).__name__
 
 
-def _join(path: str, step: str) -> str:
-    if step.startswith("["):
-        return f"{path}{step}"
-    return f"{path}.{step}" if path else step
+@attrs.frozen
+class Problem:
+    """One bad value: where (JSON keys and array indices) and what is wrong."""
+
+    steps: tuple[Step, ...]
+    message: str
+
+    def line(self) -> str:
+        return f"{format_path(list(self.steps))}: {self.message}"
 
 
-def _walk(exc: BaseException, path: str, out: list[tuple[str, str]]) -> None:
+def _walk(exc: BaseException, steps: tuple[Step, ...], out: list[Problem]) -> None:
     if isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
-            out.append((_join(path, key), _unknown_key_message(key, exc.cl)))
+            out.append(Problem((*steps, key), _unknown_key_message(key, exc.cl)))
         return
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
         cls = getattr(exc, "cl", None)
         for sub in exc.exceptions:
             step = _step_of(sub, cls)
-            _walk(sub, _join(path, step) if step else path, out)
+            _walk(sub, steps if step is None else (*steps, step), out)
         return
     if isinstance(exc, FieldProblem):
-        out.append((_join(path, exc.key), exc.message))
+        out.append(Problem((*steps, exc.key), exc.message))
         return
-    out.append((path or "$", _describe(exc)))
+    out.append(Problem(steps, _describe(exc)))
 
 
-def _step_of(exc: BaseException, cls: Any) -> str:
+def _step_of(exc: BaseException, cls: Any) -> Step | None:
     for note in getattr(exc, "__notes__", []):
         if isinstance(note, AttributeValidationNote):
             if cls is not None and attrs.has(cls):
@@ -404,17 +479,25 @@ def _step_of(exc: BaseException, cls: Any) -> str:
                         return json_key(field)
             return str(note.name)
         if isinstance(note, IterableValidationNote):
-            return f"[{note.index}]"
+            return int(note.index)
         if isinstance(note, str) and note.startswith("@key "):
             return note[len("@key ") :]
-    return ""
+    return None
+
+
+def problems_of(exc: BaseException, root: str = "") -> list[Problem]:
+    """The bad values of a cattrs error tree, with JSON paths (JSON keys, not Python names)."""
+    found: list[Problem] = []
+    _walk(exc, (root,) if root else (), found)
+    return found
 
 
 def error_lines(exc: BaseException, root: str = "") -> list[str]:
-    """Flatten a cattrs error tree into ``"path: problem"`` lines (JSON keys, not Python names)."""
-    found: list[tuple[str, str]] = []
-    _walk(exc, root, found)
-    return [f"{p}: {m}" for p, m in found]
+    """Flatten a cattrs error tree into ``"path: problem"`` lines."""
+    return [p.line() for p in problems_of(exc, root)]
+
+
+_STRUCTURE_ERRORS = (ClassValidationError, IterableValidationError, TypeError, ValueError, KeyError)
 
 
 def structure(data: Any, cls: type[T], *, source: str = "<json>", root: str = "") -> T:
@@ -423,8 +506,83 @@ def structure(data: Any, cls: type[T], *, source: str = "<json>", root: str = ""
         return converter.structure(data, cls)
     except ContractError:
         raise
-    except (ClassValidationError, IterableValidationError, TypeError, ValueError, KeyError) as exc:
+    except _STRUCTURE_ERRORS as exc:
         raise ContractError(source, error_lines(exc, root)) from exc
+    except RecursionError as exc:
+        raise ContractError(source, ["$: nested too deeply"]) from exc
+
+
+def structure_repairing(
+    data: Any, cls: type[T], *, source: str = "<json>", repairs: RepairLog | None = None
+) -> T:
+    """Structure ``data`` into ``cls``, dropping each bad value instead of failing.
+
+    A bad object value is removed (the field's default applies); a field that is then missing
+    and has no default is set to null; a bad array element is removed. Each drop is counted in
+    ``repairs`` (or the active log) under ``bad value dropped: <source> <path>``, with the
+    problem as an example. Raises a
+    :class:`ContractError` when what is left still does not fit (a required value is bad or the
+    document is not an object at all).
+    """
+    tried: dict[tuple[Step, ...], int] = {}
+    copied = False
+    while True:
+        try:
+            return converter.structure(data, cls)
+        except ContractError:
+            raise
+        except _STRUCTURE_ERRORS as exc:
+            problems = problems_of(exc)
+        except RecursionError as exc:
+            raise ContractError(source, ["$: nested too deeply"]) from exc
+        if not copied:
+            data, copied = copy.deepcopy(data), True
+        removals: list[tuple[list[Any], int]] = []
+        progressed = False
+        for problem in problems:
+            stage = tried.get(problem.steps, 0)
+            parent = _parent(data, problem.steps)
+            if parent is None or stage >= 2:
+                raise ContractError(source, [p.line() for p in problems])
+            last = problem.steps[-1]
+            if isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+                removals.append((parent, last))
+            elif isinstance(parent, dict) and isinstance(last, str):
+                if last in parent and stage == 0:
+                    del parent[last]
+                else:  # missing and required: null is the last resort
+                    parent[last] = None
+            else:
+                raise ContractError(source, [p.line() for p in problems])
+            tried[problem.steps] = stage + 1
+            progressed = True
+            if stage > 0:  # the same value, already counted
+                continue
+            where = ".".join("[]" if isinstance(s, int) else s for s in problem.steps)
+            kind = f"bad value dropped: {source} {where.replace('.[]', '[]')}"
+            if repairs is not None:
+                repairs.add(kind, problem.line())
+            else:
+                note_repair(kind, problem.line())
+        for parent, index in sorted(removals, key=lambda r: -r[1]):
+            del parent[index]
+        if not progressed:
+            raise ContractError(source, [p.line() for p in problems])
+
+
+def _parent(data: Any, steps: tuple[Step, ...]) -> Any:
+    """The container holding the value at ``steps`` (None for the root or a broken path)."""
+    if not steps:
+        return None
+    node = data
+    for step in steps[:-1]:
+        in_dict = isinstance(node, dict) and isinstance(step, str) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if in_dict or in_list:
+            node = node[step]
+        else:
+            return None
+    return node if isinstance(node, (dict, list)) else None
 
 
 def unstructure(value: Any) -> Any:

@@ -32,6 +32,7 @@ from swarm_planner.core.contracts import (
     budgets_of,
     dump,
 )
+from swarm_planner.core.documents import read_json_object
 
 
 def rfc3339_from_ms(ms: int) -> str:
@@ -164,8 +165,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def record_in_manifest(manifest_path: Path, record: ManifestPlannerRecord) -> None:
     """Store ``record`` as ``manifest["planner"]``, keeping every other manifest key."""
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{manifest_path}: a manifest is a JSON object")
+    manifest = read_json_object(manifest_path)
     manifest["planner"] = dump(record)
     write_json_atomic(manifest_path, manifest)

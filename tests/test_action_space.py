@@ -15,11 +15,11 @@ from swarm_planner.core.action_space import (
     NA,
     ActionSpace,
     JointAction,
-    ValidityRule,
     bin_sort_key,
     default_validity_rules,
     minutes_from_timeout,
     nearest_bin,
+    read_rule,
 )
 from swarm_planner.core.contracts import dump, load
 from swarm_planner.core.errors import ContractError, InvalidActionError
@@ -71,7 +71,7 @@ def test_rules_from_the_data_are_what_is_enforced() -> None:
 
 
 def test_a_custom_rule_caps_speculation_minutes() -> None:
-    rule = ValidityRule.from_json(
+    rule = read_rule(
         {
             "id": "short_speculation",
             "if": {"swarm_id": "speculate_vote"},
@@ -171,7 +171,8 @@ def test_bad_bins_are_rejected_with_the_field_named() -> None:
 
 def test_a_rule_with_an_unknown_operator_is_rejected() -> None:
     with pytest.raises(
-        ContractError, match=r"validity_rules\[0\]: a constraint object has exactly one key"
+        ContractError,
+        match=r"validity_rules\[0\]\.then\.max_minutes_bin: a constraint object has exactly one key",
     ):
         load({"validity_rules": [{"if": {}, "then": {"max_minutes_bin": {"max": 3}}}]}, ActionSpace)
 
@@ -261,3 +262,81 @@ def test_bin_order_puts_numbers_ascending_and_na_last(bins: list) -> None:
     assert numbers == sorted(numbers)
     if NA in bins:
         assert ordered[-1] == NA
+
+
+FIELD_RULES = [
+    {
+        "description": "If swarm_id=serial_handoff, then max_candidates_bin=1.",
+        "if": {"swarm_id": "serial_handoff"},
+        "then": {"max_candidates_bin": 1},
+    },
+    {
+        "description": 'If job_type="code", then max_iterations_bin="NA".',
+        "if": {"job_type": "code"},
+        "then": {"max_iterations_bin": "NA"},
+    },
+    {
+        "description": 'If job_type="fab-world", then max_candidates_bin!="NA".',
+        "if": {"job_type": "fab-world"},
+        "then": {"max_candidates_bin_not": "NA"},
+    },
+]
+
+
+def test_the_field_rule_form_reads_into_our_representation_and_writes_ours() -> None:
+    rule = read_rule(FIELD_RULES[2])
+    ours = read_rule(
+        {
+            "description": FIELD_RULES[2]["description"],
+            "if": {"job_type": "fab-world"},
+            "then": {"max_candidates_bin": {"ne": "NA"}},
+        }
+    )
+    assert rule == ours
+    assert rule.to_json()["then"] == {"max_candidates_bin": {"ne": "NA"}}
+    assert not rule.holds({"job_type": "fab-world", "max_candidates_bin": NA})
+    assert rule.holds({"job_type": "fab-world", "max_candidates_bin": 2})
+    assert rule.holds({"job_type": "code", "max_candidates_bin": NA})
+
+
+def test_a_negated_condition_in_if_is_read_too() -> None:
+    rule = read_rule({"if": {"job_type_not": "code"}, "then": {"max_minutes_bin": {"min": 30}}})
+    assert not rule.holds({"job_type": "fab-world", "max_minutes_bin": 15})
+    assert rule.holds({"job_type": "code", "max_minutes_bin": 15})
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        (
+            {"description": "minutes at most 60", "then": {"max_minutes_bin_lte": 60}},
+            r"validity_rules\[0\]\.then\.max_minutes_bin_lte: not a field a rule may name .* "
+            r"the rule 'minutes at most 60' is not understood",
+        ),
+        (
+            {"description": "odd", "then": {"max_candidates_bin_not": {"min": 2}}},
+            r"validity_rules\[0\]\.then\.max_candidates_bin_not: a _not key takes a value",
+        ),
+        (
+            {"description": "typo", "iff": {}, "then": {"swarm_id": "x"}},
+            r"validity_rules\[0\]: the rule 'typo' is not understood: iff: unknown key",
+        ),
+    ],
+)
+def test_a_rule_we_cannot_interpret_is_an_error_by_index_and_description(
+    rule: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(ContractError, match=problem):
+        load({"validity_rules": [rule]}, ActionSpace)
+
+
+def test_the_field_space_is_equivalent_to_ours_and_serves_the_same_actions() -> None:
+    field = load({"validity_rules": FIELD_RULES}, ActionSpace)
+    assert field != SPACE  # three rules without ids against our four
+    assert field.equivalent(SPACE) and SPACE.equivalent(field)
+    for job in ("code", "fab-world", "docs"):
+        assert field.valid_actions(job) == SPACE.valid_actions(job)
+    stricter = load({"validity_rules": FIELD_RULES[:2]}, ActionSpace)
+    assert not stricter.equivalent(SPACE)  # fab-world may then take NA candidates
+    other_bins = ActionSpace(max_minutes_bins=(15, 30, NA))
+    assert not other_bins.equivalent(SPACE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kernel_fixtures import START, START_MS, manifest, proof, write_run
@@ -181,65 +182,87 @@ def test_a_rollout_of_another_version_falls_back_to_manifest_and_proof(root: Pat
     assert read_run(write_run(root, "a", files)).outcome_source == "proof"
 
 
-def test_bad_runs_are_skipped_with_exact_reasons_and_the_rest_are_read(root: Path) -> None:
+def test_a_run_is_skipped_only_without_a_readable_outcome(root: Path) -> None:
     write_run(root, "a-good", {"manifest.json": manifest(), "proof.json": proof()})
     write_run(
         root, "truncated", {"manifest.json": manifest(), "proof.json": json.dumps(proof())[:40]}
     )
     write_run(root, "no-proof", {"manifest.json": manifest()})
-    write_run(
-        root,
-        "unknown-status",
-        {"manifest.json": manifest(), "proof.json": proof(status="exploded", workcell_id="x1")},
-    )
-    write_run(
-        root,
-        "bad-duration",
-        {
-            "manifest.json": manifest(),
-            "proof.json": proof(workcell_id="x2", metadata={"duration_ms": "ten"}),
-        },
-    )
-    write_run(
-        root, "not-object", {"manifest.json": "[1, 2]", "proof.json": proof(workcell_id="x3")}
-    )
+    write_run(root, "proof-list", {"manifest.json": manifest(), "proof.json": "[1, 2]"})
     write_run(root, "empty", {})
     write_run(root, "z-dup", {"manifest.json": manifest(), "proof.json": proof()})
+    (root / ".cyntra" / "archives" / "stray.json").write_text("{}")
     kernel = read_root(root)
     assert [r.summary.run_id for r in kernel.runs] == ["wc-proof"]
     reasons = {Path(s.path).name: s.reason for s in kernel.report.skipped}
     assert reasons == {
-        "truncated": "malformed JSON: proof.json: Unterminated string starting at (line 1, column 39)",
-        "no-proof": "missing proof: manifest.json without proof.json",
-        "unknown-status": "unknown status: proof.json: status: 'exploded' is not one of success|partial|failed|timeout",
-        "bad-duration": "bad field: proof.json: metadata.duration_ms: expected int, got 'ten'",
-        "not-object": "malformed JSON: manifest.json: expected an object, got list",
-        "empty": "missing manifest: no manifest.json and no cyntra.rollout.v1 rollout",
+        "truncated": "malformed JSON: proof.json: Unterminated string starting at (line 1, "
+        "column 39)",
+        "no-proof": "missing proof: no proof.json and no cyntra.rollout.v1 rollout.json",
+        "proof-list": "malformed JSON: proof.json: expected an object, got list",
+        "empty": "missing proof: no proof.json and no cyntra.rollout.v1 rollout.json",
         "z-dup": f"duplicate run_id: also in {root / '.cyntra' / 'archives' / 'a-good'}",
+        "stray.json": "not a workcell folder: a regular file",
     }
-    assert kernel.report.runs_read == 1
     assert kernel.report.skip_counts() == {
-        "bad field": 1,
         "duplicate run_id": 1,
         "malformed JSON": 2,
-        "missing manifest": 1,
-        "missing proof": 1,
-        "unknown status": 1,
+        "missing proof": 2,
+        "not a workcell folder": 1,
     }
 
 
-def test_strict_mode_fails_on_the_first_problem_naming_the_path(root: Path) -> None:
+def test_odd_values_are_repaired_and_counted_and_the_run_kept(root: Path) -> None:
+    write_run(
+        root,
+        "crashed",
+        {"manifest.json": manifest(), "proof.json": proof(status="error", workcell_id="x1")},
+    )
+    bad = proof(workcell_id="x2")
+    bad["metadata"]["duration_ms"] = "ten"
+    bad["verification"]["gates"]["pytest"]["score"] = "high"
+    write_run(root, "odd-values", {"manifest.json": manifest(), "proof.json": bad})
+    write_run(
+        root, "manifest-list", {"manifest.json": "[1, 2]", "proof.json": proof(workcell_id="x3")}
+    )
+    write_run(root, "proof-only", {"proof.json": proof(workcell_id="x4", status=" Success")})
+    kernel = read_root(root)
+    runs = {r.summary.run_id: r.summary for r in kernel.runs}
+    assert runs["x1"].outcome.status == "failed"
+    assert runs["x2"].runtime.duration_ms is None
+    assert runs["x2"].outcome.gates == (Gate("pytest", True, None),)
+    assert (runs["x3"].job_type, runs["x3"].action_executed) == (
+        "code",
+        ActionExecuted("serial_handoff", 1, None, None),
+    )
+    assert (runs["x4"].outcome.status, runs["x4"].issue_id) == ("success", None)
+    assert kernel.report.skipped == []
+    assert kernel.report.repairs.counts == {
+        "unknown proof status 'error' -> failed": 1,
+        "bad value dropped: proof.json metadata.duration_ms": 1,
+        "bad value dropped: proof.json verification.gates.pytest.score": 1,
+        "manifest.json ignored: malformed": 1,
+        "proof status in another case or padded": 1,
+        "proof.json without manifest.json: job_type code, legacy action": 1,
+    }
+    examples = kernel.report.repairs.examples
+    assert examples["bad value dropped: proof.json metadata.duration_ms"] == [
+        "odd-values: metadata.duration_ms: expected an integer, got 'ten' (str)"
+    ]
+
+
+def test_strict_mode_fails_on_the_first_skip_naming_the_path(root: Path) -> None:
     write_run(root, "no-proof", {"manifest.json": manifest()})
     with pytest.raises(ArchiveError, match=r"no-proof: missing proof"):
         read_root(root, strict=True)
 
 
-def test_a_bad_executed_plan_is_a_skip_naming_the_field(root: Path) -> None:
+def test_a_bad_executed_plan_value_is_dropped_and_the_rest_kept(root: Path) -> None:
     plan = {
         "schema_version": "cyntra.executed_plan.v1",
-        "swarm_id_executed": "serial_handoff",
+        "swarm_id_executed": "speculate_vote",
         "max_candidates_executed": 0,
-        "timeout_seconds_executed": 60,
+        "timeout_seconds_executed": 1800,
         "max_iterations_executed": None,
     }
     write_run(
@@ -247,14 +270,131 @@ def test_a_bad_executed_plan_is_a_skip_naming_the_field(root: Path) -> None:
         "a",
         {"manifest.json": manifest(planner={"executed_plan": plan}), "proof.json": proof()},
     )
-    (skip,) = read_root(root).report.skipped
-    assert (
-        skip.reason
-        == "bad field: manifest.json: planner.executed_plan.max_candidates_executed: 0 is below 1"
+    kernel = read_root(root)
+    (run,) = kernel.runs
+    assert run.summary.action_executed == ActionExecuted("speculate_vote", None, 30, None)
+    assert kernel.report.repairs.examples[
+        "bad value dropped: executed_plan max_candidates_executed"
+    ] == ["a: max_candidates_executed: 0 is below 1"]
+
+
+def test_an_executed_plan_without_a_swarm_falls_back_to_the_legacy_fields(root: Path) -> None:
+    plan = {"max_candidates_executed": 2, "timeout_seconds_executed": 1800}
+    m = manifest(planner={"executed_plan": plan}, speculate_mode=True)
+    write_run(root, "a", {"manifest.json": m, "proof.json": proof()})
+    kernel = read_root(root)
+    (run,) = kernel.runs
+    assert (run.summary.action_executed, run.action_source) == (
+        ActionExecuted("speculate_vote", 1, None, None),
+        "legacy",
     )
+    assert kernel.report.repairs.counts["executed_plan unreadable: legacy action"] == 1
 
 
-def test_issues_file_dirt_is_coerced_and_counted_and_bad_lines_are_skipped(root: Path) -> None:
+def test_the_field_bench_override_without_schema_version_is_read(root: Path) -> None:
+    section = {
+        "override_applied": True,
+        "executed_plan": {
+            "swarm_id_executed": "speculate_vote",
+            "max_candidates_executed": 3,
+            "timeout_seconds_executed": 3600,
+            "max_iterations_executed": None,
+        },
+    }
+    write_run(root, "a", {"manifest.json": manifest(planner=section), "proof.json": proof()})
+    kernel = read_root(root)
+    assert kernel.runs[0].summary.action_executed == ActionExecuted("speculate_vote", 3, 60, None)
+    assert kernel.report.repairs.counts == {"executed_plan without schema_version": 1}
+
+
+def test_gates_given_as_an_array_read_like_the_object_form(root: Path) -> None:
+    p = proof(status="failed")
+    p["verification"] = {
+        "all_passed": False,
+        "gates": [
+            {"name": "pytest", "passed": False, "score": 0.5, "fail_codes": ["pytest_failed"]},
+            {"passed": True},
+            {"name": "ruff", "passed": True, "score": 1, "fail_codes": []},
+        ],
+        "blocking_failures": ["gate_failed"],
+    }
+    write_run(root, "a", {"manifest.json": manifest(), "proof.json": p})
+    kernel = read_root(root)
+    outcome = kernel.runs[0].summary.outcome
+    assert outcome.gates == (Gate("pytest", False, 0.5), Gate("ruff", True, 1.0))
+    assert outcome.fail_codes == ("pytest_failed", "gate_failed")
+    assert kernel.report.repairs.examples["bad value dropped: proof.json verification.gates[]"] == [
+        "a: verification.gates[1]: a gate in an array of gates needs a name"
+    ]
+
+
+def test_a_bad_start_time_falls_back_to_the_next_source(root: Path) -> None:
+    p = proof()
+    p["metadata"]["started_at"] = "yesterday"
+    write_run(root, "a", {"manifest.json": manifest(), "proof.json": p})
+    kernel = read_root(root)
+    assert kernel.runs[0].summary.started_ms == START_MS + 600000
+    assert kernel.report.repairs.examples[
+        "proof.json metadata.started_at is not RFC3339: next source used"
+    ] == ["a: 'yesterday'"]
+
+
+def test_ids_written_as_numbers_are_read_as_text(root: Path) -> None:
+    m = manifest(issue={"id": 7, "tags": ["api"]})
+    write_run(root, "a", {"manifest.json": m, "proof.json": proof(workcell_id=991)})
+    kernel = read_root(root)
+    assert (kernel.runs[0].summary.run_id, kernel.runs[0].summary.issue_id) == ("991", "7")
+    assert kernel.report.repairs.counts == {"id given as a number -> text": 2}
+
+
+def test_a_recorded_input_in_the_field_form_gives_its_system_state(
+    root: Path, fixture_json: Any
+) -> None:
+    recorded = fixture_json("planner_input.json")
+    recorded["action_space"]["validity_rules"] = [
+        {
+            "description": 'If job_type="fab-world", then max_candidates_bin!="NA".',
+            "if": {"job_type": "fab-world"},
+            "then": {"max_candidates_bin_not": "NA"},
+        }
+    ]
+    recorded["system_state"]["hour_bucket"] = "09"
+    write_run(
+        root,
+        "a",
+        {"manifest.json": manifest(planner={"planner_input": recorded}), "proof.json": proof()},
+    )
+    kernel = read_root(root)
+    assert kernel.runs[0].system_state is not None
+    assert kernel.runs[0].system_state.hour_bucket == 9
+    assert kernel.report.repairs.counts == {"system_state.hour_bucket: string -> int": 1}
+
+
+def test_an_unreadable_recorded_input_keeps_the_run_and_its_system_state(
+    root: Path, fixture_json: Any
+) -> None:
+    recorded = fixture_json("planner_input.json")
+    recorded["action_space"]["validity_rules"].append(
+        {"description": "speculation at most an hour", "then": {"max_minutes_bin_lte": 60}}
+    )
+    write_run(
+        root,
+        "a",
+        {"manifest.json": manifest(planner={"planner_input": recorded}), "proof.json": proof()},
+    )
+    kernel = read_root(root)
+    (run,) = kernel.runs
+    assert run.system_state is not None
+    assert kernel.report.repairs.counts == {
+        "recorded validity rule not understood": 1,
+        "recorded planner_input unreadable (system_state kept)": 1,
+    }
+    (example,) = kernel.report.repairs.examples["recorded validity rule not understood"]
+    assert example.startswith("a: action_space.validity_rules[4].then.max_minutes_bin_lte:")
+    assert "'speculation at most an hour'" in example
+
+
+def test_issues_file_dirt_is_repaired_and_counted_and_bad_lines_are_skipped(root: Path) -> None:
     beads = root / ".beads"
     beads.mkdir()
     lines = [
@@ -273,30 +413,31 @@ def test_issues_file_dirt_is_coerced_and_counted_and_bad_lines_are_skipped(root:
         json.dumps({"id": "2", "dk_risk": "huge"}),
         "{not json",
         json.dumps({"title": "no id"}),
-        json.dumps({"id": "3", "dk_attempts": "many"}),
+        json.dumps({"id": "3", "dk_attempts": "many", "dk_risk": "low"}),
         "",
         json.dumps({"id": "1", "dk_risk": "low", "dk_size": "S", "dk_priority": "P1"}),
     ]
     (beads / "issues.jsonl").write_text("\n".join(lines) + "\n")
     kernel = read_root(root)
-    assert sorted(kernel.issues) == ["1", "2"]
+    assert sorted(kernel.issues) == ["1", "2", "3"]
     assert kernel.issues["1"].dk_risk == "low"  # the later line wins
     assert kernel.issues["2"].dk_risk == "medium"
-    assert kernel.report.coercions.counts == {
-        "issues.jsonl dk_attempts: string -> int": 1,
-        "issues.jsonl dk_risk: unknown -> medium": 1,
-        "issues.jsonl dk_priority: missing -> P2": 1,
-        "issues.jsonl dk_size: missing -> M": 1,
+    assert kernel.issues["3"].dk_attempts == 0
+    assert kernel.report.repairs.counts == {
+        "issue.dk_attempts: string -> int": 1,
+        "issue.dk_risk: unknown -> medium": 1,
+        "issue.dk_priority: missing -> P2": 2,
+        "issue.dk_size: missing -> M": 2,
+        "bad value dropped: issue dk_attempts": 1,
         "issues.jsonl: duplicate id, last line wins": 1,
     }
     reasons = [(Path(s.path).name, s.reason) for s in kernel.report.skipped]
     assert reasons == [
         (
             "issues.jsonl:3",
-            "malformed JSON: Expecting property name enclosed in double quotes (column 2)",
+            "malformed JSON: Expecting property name enclosed in double quotes (line 1, column 2)",
         ),
         ("issues.jsonl:4", "bad field: id: expected a string, got None"),
-        ("issues.jsonl:5", "bad field: dk_attempts: expected an integer, got 'many' (str)"),
     ]
 
 

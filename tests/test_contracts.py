@@ -23,7 +23,7 @@ from swarm_planner.core.contracts import (
     load,
 )
 from swarm_planner.core.errors import ContractError
-from swarm_planner.core.jsonconv import recording_coercions
+from swarm_planner.core.jsonconv import recording_repairs
 
 Fixture = Callable[[str], Any]
 
@@ -64,7 +64,7 @@ def test_string_attempts_and_missing_enums_are_coerced_and_counted(fixture_json:
     document = fixture_json("planner_input_minimal.json")
     document["issue"]["dk_attempts"] = "3"
     del document["issue"]["dk_risk"]
-    with recording_coercions() as log:
+    with recording_repairs() as log:
         parsed = load(document, PlannerInput)
     assert parsed.issue.dk_attempts == 3
     assert parsed.issue.dk_risk == "medium"
@@ -131,8 +131,10 @@ def test_an_extra_key_is_an_error_that_lists_the_allowed_keys(fixture_json: Fixt
         ),
         (
             lambda d: d["action_space"]["validity_rules"][0].update(then={"colour": 1}),
-            "action_space.validity_rules[0]: 'then' names 'colour'; a rule may name "
-            "job_type, swarm_id, max_candidates_bin, max_minutes_bin, max_iterations_bin",
+            "action_space.validity_rules[0].then.colour: not a field a rule may name (job_type, "
+            "swarm_id, max_candidates_bin, max_minutes_bin, max_iterations_bin, or <name>_not "
+            "for 'not equal'); the rule 'If swarm_id=serial_handoff, then max_candidates_bin=1.' "
+            "is not understood",
         ),
         (
             lambda d: d["system_state"].update(queue_depth_bin="lots"),

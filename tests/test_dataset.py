@@ -145,13 +145,19 @@ def test_a_corrupted_root_builds_with_an_exact_skip_report(sim_root: Path, tmp_p
     (bad_status / "proof.json").write_text(json.dumps(proof))
     result = build_dataset(root, tmp_path / "ds")
     report = result.meta["read_report"]
-    assert result.meta["example_count"] == 797
-    assert report["skip_counts"] == {"malformed JSON": 1, "missing proof": 1, "unknown status": 1}
+    assert result.meta["example_count"] == 798  # the crashed run is kept, as a failure
+    assert report["skip_counts"] == {"malformed JSON": 1, "missing proof": 1}
     assert {Path(s["path"]).name: s["reason"].split(":")[0] for s in report["skipped"]} == {
         truncated.name: "malformed JSON",
         missing.name: "missing proof",
-        bad_status.name: "unknown status",
     }
+    assert report["repairs"]["unknown proof status 'crashed' -> failed"] == 1
+    crashed = next(
+        json.loads(line)
+        for line in (tmp_path / "ds" / "dataset.jsonl").read_text().splitlines()
+        if json.loads(line)["run_id"] == proof["workcell_id"]
+    )
+    assert crashed["split"] in ("train", "val", "test")
 
 
 def test_gates_pass_on_the_simulated_world_and_fail_with_their_figures(dataset: Path) -> None:
@@ -199,7 +205,7 @@ def test_a_collapsed_label_distribution_fails_the_entropy_gate(
 
 
 def test_reading_a_missing_or_broken_dataset_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"meta.json: cannot read"):
+    with pytest.raises(DatasetError, match=r"meta.json: no such file"):
         read_meta(tmp_path)
     (tmp_path / "dataset.jsonl").write_text('{"run_id": 1}\n')
     with pytest.raises(DatasetError, match=r"(?s)dataset.jsonl:1: .*run_id: expected a string"):

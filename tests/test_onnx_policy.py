@@ -178,6 +178,31 @@ def test_an_input_with_another_action_space_is_refused(
         policy.decide(other)
 
 
+def test_an_input_with_the_field_kernels_rules_is_served_alike(
+    policy: OnnxPolicy, planner_input: PlannerInput
+) -> None:
+    from swarm_planner.core.contracts import dump
+
+    document = dump(planner_input)
+    document["action_space"]["validity_rules"] = [
+        {
+            "description": "serial",
+            "if": {"swarm_id": "serial_handoff"},
+            "then": {"max_candidates_bin": 1},
+        },
+        {"description": "code", "if": {"job_type": "code"}, "then": {"max_iterations_bin": "NA"}},
+        {
+            "description": "world",
+            "if": {"job_type": "fab-world"},
+            "then": {"max_candidates_bin_not": "NA"},
+        },
+    ]
+    field = load(document, PlannerInput)
+    assert field.action_space != planner_input.action_space
+    assert policy.decide(field).action == policy.decide(planner_input).action
+    assert policy.predict(field).actions == policy.predict(planner_input).actions
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

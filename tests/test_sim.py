@@ -61,8 +61,8 @@ def test_the_root_reads_back_completely_in_the_archive_format(sim_root: Path) ->
     assert all(
         r.system_state is not None for r in kernel.runs if r.action_source == "executed_plan"
     )
-    dirt = kernel.report.coercions.counts
-    assert dirt["issues.jsonl dk_attempts: string -> int"] > 0
+    dirt = kernel.report.repairs.counts
+    assert dirt["issue.dk_attempts: string -> int"] > 0
     assert kernel.universe.universe_id == "sim"
 
 

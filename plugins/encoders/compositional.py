@@ -41,7 +41,7 @@ from swarm_planner.core.contracts import (
 )
 from swarm_planner.core.history import RECENCY_EDGES_MS, failure_signals
 from swarm_planner.core.hookspecs import Register
-from swarm_planner.core.jsonconv import json_field, validator
+from swarm_planner.core.jsonconv import json_field, non_negative, positive
 from swarm_planner.core.protocols import FeatureBatch, Features
 from swarm_planner.core.recording import ms_from_rfc3339
 
@@ -61,17 +61,14 @@ _RUN_MEMO_SIZE = 65_536
 _OPEN_CACHE_SIZE = 200_000
 """Memoised open tokens; beyond it tokens are hashed each time (bounded memory)."""
 
-_positive = validator(lambda v: f"{v!r} is below 1" if v < 1 else None)
-_non_negative = validator(lambda v: f"{v!r} is negative" if v < 0 else None)
-
 
 @attrs.frozen
 class CompositionalOptions:
     """The encoder's config; stored in every bundle and used again at inference."""
 
-    n_history: int = json_field(default=16, validator=_non_negative)
-    pair_buckets: int = json_field(default=4096, validator=_positive)
-    value_buckets: int = json_field(default=2048, validator=_positive)
+    n_history: int = json_field(default=16, validator=non_negative)
+    pair_buckets: int = json_field(default=4096, validator=positive)
+    value_buckets: int = json_field(default=2048, validator=positive)
     version: int = ENCODER_VERSION
 
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from swarm_planner.core.bundle import open_bundle, read_json, seal, write_json
+from swarm_planner.core.bundle import open_bundle, read_bundle_json, seal, write_json
 from swarm_planner.core.dataset import iter_dataset
 from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.protocols import FeatureBatch, Features
@@ -207,7 +207,7 @@ def export_bundle(
         },
     }
     write_json(bundle / "validation.json", validation)
-    config = read_json(bundle, "config.json")
+    config = read_bundle_json(bundle, "config.json")
     config["onnx"] = {
         "file": "model.onnx",
         "inputs": {

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import ActionSpace, JointAction
-from swarm_planner.core.bundle import BundleError, open_bundle, read_json
+from swarm_planner.core.bundle import BundleError, open_bundle, read_bundle_json
 from swarm_planner.core.contracts import PlannerInput, load
 from swarm_planner.core.errors import InvalidActionError
 from swarm_planner.core.hookspecs import Register
@@ -101,13 +101,13 @@ class OnnxPolicy:
 
         self.path = Path(path)
         self.metadata = open_bundle(self.path, required=REQUIRED_FILES)
-        validation = read_json(self.path, "validation.json")
+        validation = read_bundle_json(self.path, "validation.json")
         if not validation.get("passed"):
             raise BundleError(f"{self.path}: validation.json says the export did not pass")
-        config = read_json(self.path, "config.json")
+        config = read_bundle_json(self.path, "config.json")
         self.model_type = str(config["model"]["type"])
         self.encoder = load_encoder(config, str(self.path / "config.json"))
-        self.space = load(read_json(self.path, "action_space.json"), ActionSpace)
+        self.space = load(read_bundle_json(self.path, "action_space.json"), ActionSpace)
         self.actions = self.space.all_actions()
         self._masks: dict[str, npt.NDArray[np.bool_]] = {}
         self._local = threading.local()
@@ -151,7 +151,7 @@ class OnnxPolicy:
     def _check_space(self, planner_input: PlannerInput) -> None:
         space = planner_input.action_space
         # A kernel that builds inputs with the bundle's own space object skips the comparison.
-        if space is not self.space and space != self.space:
+        if not space.equivalent(self.space):
             raise InvalidActionError(
                 f"the input's action space differs from the one {self.path} was trained on; "
                 "retrain on data with this action space"

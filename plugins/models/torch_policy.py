@@ -16,7 +16,7 @@ import numpy as np
 
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import HEADS, ActionSpace
-from swarm_planner.core.bundle import BundleError, open_bundle, read_json
+from swarm_planner.core.bundle import BundleError, open_bundle, read_bundle_json
 from swarm_planner.core.contracts import PlannerInput, load
 from swarm_planner.core.errors import InvalidActionError
 from swarm_planner.core.hookspecs import Register
@@ -54,7 +54,7 @@ class TorchPolicy:
 
         self.path = Path(path)
         self.metadata = open_bundle(self.path, required=REQUIRED_FILES)
-        config = read_json(self.path, "config.json")
+        config = read_bundle_json(self.path, "config.json")
         model = config["model"]
         if expected_type is not None and model["type"] != expected_type:
             raise BundleError(
@@ -63,8 +63,8 @@ class TorchPolicy:
             )
         self.model_type = str(model["type"])
         self.encoder = load_encoder(config, str(self.path / "config.json"))
-        self.space = load(read_json(self.path, "action_space.json"), ActionSpace)
-        self.temperature = float(read_json(self.path, "calibration.json")["temperature"])
+        self.space = load(read_bundle_json(self.path, "action_space.json"), ActionSpace)
+        self.temperature = float(read_bundle_json(self.path, "calibration.json")["temperature"])
         self.net = PlannerNet(
             kind=model["type"],
             n_features=int(model["n_features"]),
@@ -92,7 +92,7 @@ class TorchPolicy:
         return result
 
     def predict(self, planner_input: PlannerInput) -> ActionDistribution:
-        if planner_input.action_space != self.space:
+        if not planner_input.action_space.equivalent(self.space):
             raise InvalidActionError(
                 f"the input's action space differs from the one {self.path} was trained on; "
                 "retrain on data with this action space"

@@ -27,13 +27,12 @@ from swarm_planner.core.dataset import DatasetRow, iter_dataset, read_meta
 from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.evaluation import policy_probs
 from swarm_planner.core.heuristic import HeuristicRules
-from swarm_planner.core.jsonconv import json_field, validator
+from swarm_planner.core.jsonconv import json_field, positive
 from swarm_planner.core.metrics import head_index, score
 from swarm_planner.core.progress import Progress
 from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions
 
 SPLITS = ("train", "val", "test")
-_positive = validator(lambda v: f"{v!r} is below 1" if v < 1 else None)
 
 
 class TrainingError(PlannerError, RuntimeError):
@@ -45,13 +44,13 @@ class TrainConfig:
     """Everything that decides the trained model; stored in the bundle's metadata."""
 
     model: Literal["mlp", "joint"] = "mlp"
-    dim: int = json_field(default=32, validator=_positive)
+    dim: int = json_field(default=32, validator=positive)
     hidden: tuple[int, ...] = (128, 64)
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    batch_size: int = json_field(default=256, validator=_positive)
-    max_epochs: int = json_field(default=40, validator=_positive)
-    patience: int = json_field(default=4, validator=_positive)
+    batch_size: int = json_field(default=256, validator=positive)
+    max_epochs: int = json_field(default=40, validator=positive)
+    patience: int = json_field(default=4, validator=positive)
     seed: int = 0
     class_weights: bool = False
     encoder: CompositionalOptions = attrs.field(factory=CompositionalOptions)

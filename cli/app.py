@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +29,41 @@ config_app = typer.Typer(
     help="Inspect the planner: section of a kernel config.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
+
+ENV_DEBUG = "SWARM_PLANNER_DEBUG"
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help=f"Show tracebacks: of plugins that failed to load, and of errors ({ENV_DEBUG}=1).",
+    ),
+) -> None:
+    """Learn how an agent kernel should run each issue (topology, candidates, budgets)."""
+    if debug:
+        os.environ[ENV_DEBUG] = "1"
+
+
+def int_list(text: str, *, option: str, minimum: int = 0) -> list[int]:
+    """``"0,1,4"`` → ``[0, 1, 4]``; anything else is a usage error naming ``option``."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of whole numbers", param_hint=option
+        )
+    values = []
+    for part in parts:
+        if not part.lstrip("+").isdigit() or len(part) > 9:
+            raise typer.BadParameter(
+                f"{part!r} in {text!r} is not a whole number of at most 9 digits", param_hint=option
+            )
+        value = int(part)
+        if value < minimum:
+            raise typer.BadParameter(f"{value} is below {minimum}", param_hint=option)
+        values.append(value)
+    return values
 
 
 def _host() -> PluginHost:
@@ -302,7 +339,18 @@ def plan_cmd(
 def eval_cmd(
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder."),
     policy: list[str] = typer.Option(
-        ..., "--policy", help="A bundle folder or a policy name; repeat."
+        [], "--policy", help="A bundle folder or a policy name; repeat."
+    ),
+    policy_option: list[str] = typer.Option(
+        [],
+        "--policy-option",
+        help="[POLICY:]KEY=VALUE, an option of a --policy (VALUE is YAML; KEY may be dotted); "
+        "repeat.",
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="A kernel YAML config: its planner.model policy, with its options, is scored too.",
     ),
     split: str = typer.Option("test", "--split", help="train | val | test | all"),
     plots: Path | None = typer.Option(
@@ -312,13 +360,31 @@ def eval_cmd(
 ) -> None:
     """Score policies side by side on a dataset split; optionally draw the plots."""
     from swarm_planner.cli.data_cmd import render_metrics_table
-    from swarm_planner.core.evaluation import evaluate, plot_coverage, plot_reliability
+    from swarm_planner.core.config import load_config, policy_options
+    from swarm_planner.core.evaluation import (
+        PolicySpec,
+        evaluate,
+        plot_coverage,
+        plot_reliability,
+        policy_specs,
+    )
 
     if split not in ("train", "val", "test", "all"):
         raise typer.BadParameter(
             f"{split!r} is not one of train|val|test|all", param_hint="--split"
         )
-    result = evaluate(dataset, policy, split=split, host=_host())
+    host = _host()
+    specs = policy_specs(policy, policy_option)
+    if config is not None:
+        cfg = load_config(config, host=host)
+        specs.append(
+            PolicySpec(
+                cfg.model.type, policy_options(cfg, host), f"{cfg.model.type} ({config.name})"
+            )
+        )
+    if not specs:
+        raise typer.BadParameter("give at least one --policy or a --config", param_hint="--policy")
+    result = evaluate(dataset, specs, split=split, host=host)
     if plots is not None:
         plots.mkdir(parents=True, exist_ok=True)
         try:
@@ -353,16 +419,32 @@ def ablate_cmd(
     from swarm_planner.core.progress import progress_bar
     from swarm_planner.plugins.models.ablation import ablate
 
-    sizes = [int(x) for x in n_similar.split(",") if x.strip()]
+    sizes = int_list(n_similar, option="--n-similar")
     with progress_bar("ablate", enabled=not quiet) as progress:
         table = ablate(dataset, sizes, model=model, out=out, progress=progress)
     typer.echo(json.dumps(table, indent=2) if as_json else render_ablation(table))
 
 
 def main() -> None:
-    """Console entry point: planner errors print as one clear message and exit 2."""
+    """Console entry point: a planner error prints as one clear message and exits 2; anything
+    else (a bug of ours or of a plugin) prints one line and exits 1. ``--debug`` (or
+    SWARM_PLANNER_DEBUG=1) adds the traceback. Usage errors are click's: one message, exit 2."""
     try:
         app()
     except PlannerError as exc:
+        _show_traceback()
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:  # the last line of defence: no traceback unless asked for
+        _show_traceback()
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the "
+            "traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _show_traceback() -> None:
+    if os.environ.get(ENV_DEBUG, "").strip().lower() in {"1", "true", "yes", "on"}:
+        traceback.print_exc()

@@ -19,6 +19,7 @@ from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.bundle import open_bundle
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.dataset import DatasetError, iter_dataset
+from swarm_planner.core.errors import ConfigError
 from swarm_planner.core.metrics import reliability_table, score
 from swarm_planner.core.plugins import PluginHost, get_host
 from swarm_planner.core.protocols import Policy
@@ -36,16 +37,92 @@ def policy_probs(
     return out
 
 
-def resolve_policy(spec: str, host: PluginHost | None = None) -> tuple[str, Policy]:
+@attrs.frozen
+class PolicySpec:
+    """A policy to score: a plugin name or a bundle folder (``ref``), the options it is built
+    with (checked against the options class the plugin declares), and the name it is shown by."""
+
+    ref: str
+    options: dict[str, Any] = attrs.field(factory=dict)
+    label: str | None = None
+
+
+def _looks_like_a_path(ref: str) -> bool:
+    return "/" in ref or "\\" in ref or ref.startswith(".") or Path(ref).exists()
+
+
+def resolve_policy(spec: PolicySpec | str, host: PluginHost | None = None) -> tuple[str, Policy]:
     """A policy from a bundle folder (its type read from metadata.json) or a plugin name."""
     host = host or get_host()
-    path = Path(spec)
+    spec = spec if isinstance(spec, PolicySpec) else PolicySpec(spec)
+    where = f"--policy {spec.ref}"
+    path = Path(spec.ref)
     if path.is_dir():
         kind = open_bundle(path).get("model_type")
         if not isinstance(kind, str):
             raise DatasetError(f"{path / 'metadata.json'}: model_type: expected a policy name")
-        return f"{kind}:{path.name}", host.create("policy", kind, {"path": str(path)})
-    return spec, host.create("policy", spec)
+        options = {"path": str(path), **spec.options}
+        name = spec.label or f"{kind}:{path.name}"
+        return name, host.create("policy", kind, options, path=where)
+    if _looks_like_a_path(spec.ref):
+        raise DatasetError(
+            f"{where}: no bundle folder at {spec.ref} (a policy is a bundle folder or a plugin "
+            "name; see `planner list-plugins`)"
+        )
+    return spec.label or spec.ref, host.create("policy", spec.ref, spec.options, path=where)
+
+
+def policy_specs(
+    refs: Sequence[str], assignments: Sequence[str] = (), *, option: str = "--policy-option"
+) -> list[PolicySpec]:
+    """Policies with the options that ``[POLICY:]KEY=VALUE`` assignments give them.
+
+    ``KEY`` may be a dotted path into nested options (``rules.high.max_candidates=1``);
+    ``VALUE`` is read as YAML (``1``, ``true``, ``[a, b]``, ``{swarm_id: serial_handoff}``,
+    text). Without ``POLICY:`` the assignment goes to the only policy given."""
+    options: dict[str, dict[str, Any]] = {ref: {} for ref in refs}
+    for text in assignments:
+        target, key, value = _assignment(text, option)
+        if target is None:
+            if len(refs) != 1:
+                raise ConfigError(
+                    option,
+                    [
+                        f"{text!r}: say which policy it is for: POLICY:KEY=VALUE "
+                        f"(policies: {', '.join(refs) or 'none'})"
+                    ],
+                )
+            target = refs[0]
+        if target not in options:
+            raise ConfigError(
+                option, [f"{text!r}: {target!r} is not a --policy given ({', '.join(refs)})"]
+            )
+        node = options[target]
+        *parents, last = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(option, [f"{text!r}: {part!r} is already set to a value"])
+            node = child
+        node[last] = value
+    return [PolicySpec(ref, options[ref]) for ref in refs]
+
+
+def _assignment(text: str, option: str) -> tuple[str | None, str, Any]:
+    from swarm_planner.core.documents import DocumentError, parse_yaml
+
+    head, sep, raw = text.partition("=")
+    if not sep or not head.strip():
+        raise ConfigError(option, [f"{text!r}: expected [POLICY:]KEY=VALUE"])
+    target, colon, key = head.strip().rpartition(":")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(option, [f"{text!r}: {key!r} is not a key (or a dotted key path)"])
+    try:
+        value = parse_yaml(raw, f"{option} {text!r}") if raw.strip() else None
+    except DocumentError as exc:
+        raise ConfigError(option, [f"{text!r}: the value is not YAML: {exc.problem}"]) from exc
+    return (target.strip() or None) if colon else None, key, value
 
 
 @attrs.frozen
@@ -58,12 +135,13 @@ class Evaluation:
 
 def evaluate(
     dataset: Path | str,
-    specs: Sequence[str],
+    specs: Sequence[PolicySpec | str],
     *,
     split: str = "test",
     host: PluginHost | None = None,
 ) -> Evaluation:
     """Score each policy on the rows of ``split``, side by side."""
+    policies = [resolve_policy(spec, host) for spec in specs]  # a bad name fails first
     rows = [r for r in iter_dataset(dataset) if split == "all" or r.split == split]
     if not rows:
         raise DatasetError(f"{dataset}: no rows in split {split!r}")
@@ -73,8 +151,7 @@ def evaluate(
     inputs = [r.planner_input for r in rows]
     metrics: dict[str, dict[str, Any]] = {}
     curves = {}
-    for spec in specs:
-        name, policy = resolve_policy(spec, host)
+    for name, policy in policies:
         probs = policy_probs(policy, inputs, space)
         metrics[name] = score(probs, targets, space).to_json()
         predicted = probs.argmax(axis=1)

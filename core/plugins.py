@@ -5,8 +5,13 @@ Why this shape:
 - Built-ins are plugins registered through the project's own ``swarm_planner`` entry points, so the
   path third-party packages take is the path every test of the built-ins exercises.
 - Each entry point is imported and registered on its own: one broken plugin is reported (name,
-  distribution, error) and skipped; ``SWARM_PLANNER_STRICT_PLUGINS=1`` makes it fatal. A plugin
-  whose hook names are misspelled fails ``check_pending()`` and is treated as broken.
+  distribution, error; the traceback with ``SWARM_PLANNER_DEBUG=1``) and skipped;
+  ``SWARM_PLANNER_STRICT_PLUGINS=1`` makes it fatal. A plugin whose hook names are misspelled
+  fails ``check_pending()`` and is treated as broken. Asking for a name that no loaded plugin
+  registered says which plugins failed to load, since the name may be theirs.
+- A name registered twice (by two packages, or by a package and a built-in) is a configuration
+  error, as in datasette, strict or not: the host refuses to start and names both providers and
+  how to leave one out. Picking "the first" would silently run code the user did not choose.
 - ``SWARM_PLANNER_LOAD_PLUGINS=a,b`` loads only those third-party plugins (distribution or entry
   point names); set and empty, it loads the built-ins only.
 - Registries are strict: a duplicate name is an error naming both providers; an unknown name is an
@@ -21,6 +26,7 @@ import difflib
 import importlib.metadata as md
 import os
 import re
+import traceback
 import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +49,7 @@ ENTRY_POINT_GROUP = "swarm_planner"
 DISTRIBUTION = "swarm-planner"
 ENV_STRICT = "SWARM_PLANNER_STRICT_PLUGINS"
 ENV_ALLOWLIST = "SWARM_PLANNER_LOAD_PLUGINS"
+ENV_DEBUG = "SWARM_PLANNER_DEBUG"
 
 PluginKind = Literal["encoder", "policy", "sampler", "selector", "fallback", "executor"]
 
@@ -121,16 +128,22 @@ class PluginEntry:
 
 @attrs.frozen
 class PluginFailure:
-    """A plugin that was skipped, and why."""
+    """A plugin that was skipped, why, and the traceback of the error."""
 
     plugin: str
     distribution: str | None
     version: str | None
     error: str
+    traceback: str = ""
 
     def describe(self) -> str:
         where = f" from {self.distribution} {self.version}" if self.distribution else ""
         return f"plugin {self.plugin!r}{where} failed to load: {self.error}"
+
+
+def debug_enabled() -> bool:
+    """``SWARM_PLANNER_DEBUG=1`` (``planner --debug`` sets it): show tracebacks."""
+    return _env_flag(ENV_DEBUG)
 
 
 def _normalise(name: str) -> str:
@@ -182,7 +195,7 @@ class PluginHost:
             try:
                 plugin = ep.load()
             except Exception as exc:  # any import failure of third-party code
-                self._fail(provider, f"{type(exc).__name__}: {exc}")
+                self._fail(provider, exc)
                 continue
             self.add_plugin(plugin, provider=provider)
         if allowed:
@@ -212,7 +225,7 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=provider.plugin)
         except Exception as exc:
-            self._fail(provider, f"{type(exc).__name__}: {exc}")
+            self._fail(provider, exc)
             return False
         try:
             self.pm.check_pending()
@@ -225,7 +238,7 @@ class PluginHost:
             raise
         except Exception as exc:
             self._rollback(plugin, added)
-            self._fail(provider, f"{type(exc).__name__}: {exc}")
+            self._fail(provider, exc)
             return False
         self._providers[provider.plugin] = provider
         return True
@@ -247,13 +260,24 @@ class PluginHost:
         if self.pm.is_registered(plugin):
             self.pm.unregister(plugin)
 
-    def _fail(self, provider: Provider, error: str) -> None:
-        failure = PluginFailure(provider.plugin, provider.distribution, provider.version, error)
+    def _fail(self, provider: Provider, exc: BaseException) -> None:
+        failure = PluginFailure(
+            provider.plugin,
+            provider.distribution,
+            provider.version,
+            f"{type(exc).__name__}: {exc}",
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        )
         if self.strict:
-            raise PluginLoadError(failure.describe())
+            raise PluginLoadError(failure.describe()) from exc
         self.failures.append(failure)
+        shown = (
+            f"\n{failure.traceback.rstrip()}"
+            if debug_enabled()
+            else f" (the traceback: --debug or {ENV_DEBUG}=1)"
+        )
         warnings.warn(
-            f"{failure.describe()}; skipped (set {ENV_STRICT}=1 to make this fatal)",
+            f"{failure.describe()}; skipped (set {ENV_STRICT}=1 to make this fatal){shown}",
             PluginLoadWarning,
             stacklevel=3,
         )
@@ -273,9 +297,12 @@ class PluginHost:
             entry = PluginEntry(kind, name, factory, options, provider)
             existing = self._entries[kind].get(name)
             if existing is not None:
+                newcomer = provider.distribution or provider.plugin
                 raise DuplicatePluginError(
                     f"{kind} {name!r} is registered twice: by {existing.describe()} "
-                    f"and by {entry.describe()}"
+                    f"and by {entry.describe()}. A name must be unique; uninstall one of them, "
+                    f"or leave {newcomer!r} out with {ENV_ALLOWLIST} (a comma-separated list of "
+                    "the third-party plugins to load)"
                 )
             self._entries[kind][name] = entry
             added.append((kind, name))
@@ -295,10 +322,19 @@ class PluginHost:
         registered = ", ".join(sorted(table)) or "(none)"
         close = difflib.get_close_matches(name, list(table), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
+        if self.failures:
+            failed = "; ".join(f.describe() for f in self.failures)
+            why = (
+                f" It may come from a plugin that is installed but failed to load: {failed} "
+                f"(the traceback: --debug or {ENV_DEBUG}=1)."
+            )
+        else:
+            why = (
+                " If it comes from a separate package, that package may not be installed or may "
+                f"be excluded by {ENV_ALLOWLIST} (see `planner list-plugins`)."
+            )
         raise UnknownPluginError(
-            f"no {kind} named {name!r}; registered {plural}: {registered}.{hint} If it comes "
-            f"from a separate package, that package may not be installed or may be excluded by "
-            f"{ENV_ALLOWLIST} (see `planner list-plugins`)."
+            f"no {kind} named {name!r}; registered {plural}: {registered}.{hint}{why}"
         )
 
     def parse_options(

@@ -41,6 +41,20 @@ def _fresh_global_host() -> Iterator[None]:
 
 
 @pytest.fixture()
+def installed(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Entry points of pretend third-party distributions (``plugin_fixtures.FakeEntryPoint``),
+    added to the real ones."""
+    extra: list[Any] = []
+    real = plugins.md.entry_points
+
+    def entry_points(group: str) -> list[Any]:
+        return [*real(group=group), *extra]
+
+    monkeypatch.setattr(plugins.md, "entry_points", entry_points)
+    return extra
+
+
+@pytest.fixture()
 def host() -> plugins.PluginHost:
     """A host with the built-ins loaded from their entry points, and nothing else."""
     h = plugins.PluginHost()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import types
 import warnings
 from typing import Any
 
 import pytest
+from plugin_fixtures import FakeEntryPoint, _module, selector_plugin
 
-from swarm_planner import hookimpl
 from swarm_planner.core import plugins
 from swarm_planner.core.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError
 from swarm_planner.core.plugins import PluginHost, PluginLoadWarning, Provider
@@ -25,56 +24,6 @@ BUILTINS = {
     ("sampler", "random"),
     ("selector", "lexicographic"),
 }
-
-
-class FakeDist:
-    def __init__(self, name: str, version: str = "1.0") -> None:
-        self.metadata = {"Name": name}
-        self.version = version
-
-
-class FakeEntryPoint:
-    """Stands in for an installed distribution's entry point."""
-
-    group = plugins.ENTRY_POINT_GROUP
-
-    def __init__(self, name: str, plugin: Any, dist: str) -> None:
-        self.name = name
-        self.value = f"{dist}:{name}"
-        self.dist = FakeDist(dist)
-        self._plugin = plugin
-
-    def load(self) -> Any:
-        if isinstance(self._plugin, Exception):
-            raise self._plugin
-        return self._plugin
-
-
-def _module(name: str, **hooks: Any) -> types.ModuleType:
-    module = types.ModuleType(name)
-    for hook_name, fn in hooks.items():
-        setattr(module, hook_name, hookimpl(fn))
-    return module
-
-
-def _selector_plugin(selector_name: str, module_name: str = "third_party") -> types.ModuleType:
-    def register_selectors(register: Any) -> None:
-        register(selector_name, lambda: "selector-instance")
-
-    return _module(module_name, register_selectors=register_selectors)
-
-
-@pytest.fixture()
-def installed(monkeypatch: pytest.MonkeyPatch) -> list[FakeEntryPoint]:
-    """Entry points of pretend third-party distributions, added to the real ones."""
-    extra: list[FakeEntryPoint] = []
-    real = plugins.md.entry_points
-
-    def entry_points(group: str) -> list[Any]:
-        return [*real(group=group), *extra]
-
-    monkeypatch.setattr(plugins.md, "entry_points", entry_points)
-    return extra
 
 
 def _load(allowlist: list[str] | str | None = plugins.FROM_ENV, strict: bool = False) -> PluginHost:
@@ -109,7 +58,7 @@ def test_every_builtin_module_is_listed_in_the_entry_point_table(host: PluginHos
 def test_a_third_party_plugin_is_listed_with_its_distribution(
     installed: list[FakeEntryPoint],
 ) -> None:
-    installed.append(FakeEntryPoint("fancy", _selector_plugin("fancy"), "planner-fancy"))
+    installed.append(FakeEntryPoint("fancy", selector_plugin("fancy"), "planner-fancy"))
     host = _load(allowlist=None)
     entry = host.entry("selector", "fancy")
     assert (entry.provider.distribution, entry.provider.version) == ("planner-fancy", "1.0")
@@ -120,7 +69,7 @@ def test_a_broken_plugin_is_reported_and_skipped(installed: list[FakeEntryPoint]
     installed.append(
         FakeEntryPoint("broken", ImportError("No module named 'missing_dep'"), "planner-broken")
     )
-    installed.append(FakeEntryPoint("fancy", _selector_plugin("fancy"), "planner-fancy"))
+    installed.append(FakeEntryPoint("fancy", selector_plugin("fancy"), "planner-fancy"))
     host = PluginHost(strict=False)
     with pytest.warns(
         PluginLoadWarning, match=r"'broken' from planner-broken 1.0 failed to load: ImportError"
@@ -150,7 +99,9 @@ def test_a_misspelled_hook_fails_check_pending_and_the_plugin_is_skipped(
 ) -> None:
     installed.append(
         FakeEntryPoint(
-            "typo", _module("typo", register_selector=lambda register: None), "planner-typo"
+            "typo",
+            module_with_hooks("typo", register_selector=lambda register: None),
+            "planner-typo",
         )
     )
     host = _load(allowlist=None)
@@ -167,7 +118,7 @@ def test_a_hook_that_raises_rolls_back_what_it_registered(installed: list[FakeEn
 
     installed.append(
         FakeEntryPoint(
-            "half", _module("half", register_selectors=register_selectors), "planner-half"
+            "half", module_with_hooks("half", register_selectors=register_selectors), "planner-half"
         )
     )
     host = _load(allowlist=None)
@@ -178,8 +129,8 @@ def test_a_hook_that_raises_rolls_back_what_it_registered(installed: list[FakeEn
 def test_the_allowlist_picks_third_party_plugins_by_distribution_or_name(
     installed: list[FakeEntryPoint],
 ) -> None:
-    installed.append(FakeEntryPoint("fancy", _selector_plugin("fancy", "m1"), "planner-fancy"))
-    installed.append(FakeEntryPoint("other", _selector_plugin("other", "m2"), "planner-other"))
+    installed.append(FakeEntryPoint("fancy", selector_plugin("fancy", "m1"), "planner-fancy"))
+    installed.append(FakeEntryPoint("other", selector_plugin("other", "m2"), "planner-other"))
     assert _load(allowlist=["planner_fancy"]).names("selector") == ["fancy", "lexicographic"]
     assert _load(allowlist=["other"]).names("selector") == ["lexicographic", "other"]
     assert _load(allowlist=[]).names("selector") == ["lexicographic"]
@@ -188,7 +139,7 @@ def test_the_allowlist_picks_third_party_plugins_by_distribution_or_name(
 def test_the_allowlist_comes_from_the_environment(
     installed: list[FakeEntryPoint], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    installed.append(FakeEntryPoint("fancy", _selector_plugin("fancy"), "planner-fancy"))
+    installed.append(FakeEntryPoint("fancy", selector_plugin("fancy"), "planner-fancy"))
     monkeypatch.setenv(plugins.ENV_ALLOWLIST, "")
     assert "fancy" not in _load().names("selector")
     monkeypatch.setenv(plugins.ENV_ALLOWLIST, "planner-fancy")
@@ -208,7 +159,7 @@ def test_an_allowlisted_name_that_is_not_installed_is_warned_about() -> None:
 def test_a_duplicate_name_is_an_error_naming_both_providers(
     installed: list[FakeEntryPoint],
 ) -> None:
-    installed.append(FakeEntryPoint("clash", _selector_plugin("lexicographic"), "planner-clash"))
+    installed.append(FakeEntryPoint("clash", selector_plugin("lexicographic"), "planner-clash"))
     with pytest.raises(DuplicatePluginError) as info:
         _load(allowlist=None)
     message = str(info.value)
@@ -248,11 +199,11 @@ def test_bad_registrations_are_rejected(
         register(name, factory, options=options)
 
     with pytest.warns(PluginLoadWarning, match=message):
-        assert not host.add_plugin(_module("bad", register_selectors=register_selectors))
+        assert not host.add_plugin(module_with_hooks("bad", register_selectors=register_selectors))
 
 
 def test_remove_plugin_forgets_its_names(host: PluginHost) -> None:
-    host.add_plugin(_selector_plugin("fancy"), provider=Provider("fancy"))
+    host.add_plugin(selector_plugin("fancy"), provider=Provider("fancy"))
     assert "fancy" in host.names("selector")
     host.remove_plugin("fancy")
     assert "fancy" not in host.names("selector")
@@ -265,3 +216,51 @@ def test_plugins_load_lazily_and_once() -> None:
     assert plugins._host is None
     first = plugins.get_host()
     assert plugins.get_host() is first
+
+
+def test_a_name_from_a_plugin_that_failed_to_load_says_so(
+    installed: list[FakeEntryPoint],
+) -> None:
+    installed.append(
+        FakeEntryPoint("capper", ImportError("No module named 'missing_dep'"), "planner-capper")
+    )
+    host = _load(allowlist=None)
+    with pytest.raises(UnknownPluginError) as info:
+        host.entry("policy", "capper")
+    message = str(info.value)
+    assert "installed but failed to load: plugin 'capper' from planner-capper 1.0" in message
+    assert "ImportError: No module named 'missing_dep'" in message
+    assert "--debug or SWARM_PLANNER_DEBUG=1" in message
+    assert "may not be installed" not in message
+    assert "Traceback (most recent call last)" in host.failures[0].traceback
+
+
+def test_the_load_warning_carries_the_traceback_only_in_debug(
+    installed: list[FakeEntryPoint], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed.append(FakeEntryPoint("broken", RuntimeError("boom"), "planner-broken"))
+    monkeypatch.setenv(plugins.ENV_DEBUG, "0")
+    with pytest.warns(PluginLoadWarning) as quiet:
+        PluginHost().load_entry_points(allowlist=None)
+    assert "Traceback" not in str(quiet[0].message)
+    assert "(the traceback: --debug or SWARM_PLANNER_DEBUG=1)" in str(quiet[0].message)
+    monkeypatch.setenv(plugins.ENV_DEBUG, "1")
+    with pytest.warns(PluginLoadWarning) as loud:
+        PluginHost().load_entry_points(allowlist=None)
+    assert "Traceback (most recent call last)" in str(loud[0].message)
+    assert "RuntimeError: boom" in str(loud[0].message)
+
+
+def test_a_collision_with_a_builtin_is_a_configuration_error_even_when_not_strict(
+    installed: list[FakeEntryPoint],
+) -> None:
+    installed.append(FakeEntryPoint("clash", selector_plugin("lexicographic"), "planner-clash"))
+    with pytest.raises(DuplicatePluginError) as info:
+        _load(allowlist=None, strict=False)
+    message = str(info.value)
+    assert (
+        "uninstall one of them, or leave 'planner-clash' out with SWARM_PLANNER_LOAD_PLUGINS"
+        in (message)
+    )
+    # Leaving it out, as the message says, loads the rest.
+    assert _load(allowlist=[]).names("selector") == ["lexicographic"]

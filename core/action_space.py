@@ -276,7 +276,7 @@ def read_rule(raw: Any) -> ValidityRule:
 
 @functools.lru_cache(maxsize=1)
 def default_validity_rules() -> tuple[ValidityRule, ...]:
-    """The four rules of CONTRACTS.md, as data (immutable, built once)."""
+    """The four rules of docs/formats.md, as data (immutable, built once)."""
     return tuple(
         read_rule(r)
         for r in (
@@ -554,7 +554,7 @@ def nearest_bin(value: int | None, bins: Sequence[Bin]) -> Bin:
 
 
 def minutes_from_timeout(timeout_seconds: int | float | None) -> int | None:
-    """Minutes of a timeout as CONTRACTS.md defines them: ``int(timeout_seconds / 60)``."""
+    """Minutes of a timeout as docs/formats.md defines them: ``int(timeout_seconds / 60)``."""
     if timeout_seconds is None:
         return None
     return int(timeout_seconds / 60)

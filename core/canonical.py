@@ -24,7 +24,7 @@ def sha256_hex(text: str) -> str:
 
 
 def input_hash(planner_input_json: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a planner_input without ``created_at`` (CONTRACTS.md).
+    """sha256 of the canonical JSON of a planner_input without ``created_at`` (docs/formats.md).
 
     Two inputs built at different times for the same situation hash the same, which is what lets
     recorded decisions be joined back to their inputs.

@@ -1,4 +1,4 @@
-"""The JSON records kernels already write (CONTRACTS.md), as frozen attrs classes.
+"""The JSON records kernels already write (docs/formats.md), as frozen attrs classes.
 
 Field names, ``schema_version`` strings and optional keys follow the contracts exactly: a document
 read and written back is the same document. Optional keys (``json_field(optional=True)``) are
@@ -136,7 +136,7 @@ class UniverseDefaults:
 
 
 ISSUE_DEFAULTS: dict[str, str] = {"dk_priority": "P2", "dk_risk": "medium", "dk_size": "M"}
-"""What an issue's priority, risk and size are when they are not given (CONTRACTS: unknown →
+"""What an issue's priority, risk and size are when they are not given (docs/formats.md: unknown →
 these too, in an issue file)."""
 ISSUE_ENUMS: dict[str, tuple[str, ...]] = {
     "dk_priority": PRIORITIES,

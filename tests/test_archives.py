@@ -1,4 +1,4 @@
-"""Every archive rule of CONTRACTS.md, on small hand-written kernel roots."""
+"""Every archive rule of docs/formats.md, on small hand-written kernel roots."""
 
 from __future__ import annotations
 

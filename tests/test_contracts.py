@@ -1,4 +1,4 @@
-"""Records read and write the exact JSON of CONTRACTS.md, and bad documents say where they are bad."""
+"""Records read and write the exact JSON of docs/formats.md, and bad documents say where they are bad."""
 
 from __future__ import annotations
 

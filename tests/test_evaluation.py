@@ -66,5 +66,7 @@ def test_options_reach_the_policy_and_change_its_answers(
         result.metrics["heuristic"]["distinct_actions"]
         > result.metrics["all serial"]["distinct_actions"]
     )
-    with pytest.raises(ConfigError, match=r"--policy heuristic.rules: unknown risk level\(s\) \['hihg'\]"):
+    with pytest.raises(
+        ConfigError, match=r"--policy heuristic.rules: unknown risk level\(s\) \['hihg'\]"
+    ):
         evaluate(tmp_path / "ds", [PolicySpec("heuristic", {"rules": {"hihg": serial}})], host=host)

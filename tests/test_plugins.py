@@ -6,7 +6,7 @@ import warnings
 from typing import Any
 
 import pytest
-from plugin_fixtures import FakeEntryPoint, _module, selector_plugin
+from plugin_fixtures import FakeEntryPoint, module_with_hooks, selector_plugin
 
 from swarm_planner.core import plugins
 from swarm_planner.core.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError

@@ -33,7 +33,12 @@ from swarm_planner.core.action_space import NA, Bin, JointAction
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.jsonconv import json_field, positive, validator
-from swarm_planner.core.protocols import ActionDistribution, CandidateOutcome, FeatureBatch, Features
+from swarm_planner.core.protocols import (
+    ActionDistribution,
+    CandidateOutcome,
+    FeatureBatch,
+    Features,
+)
 
 # -- policy -----------------------------------------------------------------------------------
 

@@ -1,9 +1,14 @@
 """The model bundle: a folder of named files plus ``metadata.json`` that vouches for them.
 
 ``metadata.json`` records the bundle format version, versions of what built it, the dataset
-hash, metrics, and the sha256 of every other file. Loading refuses a bundle of another format
-version or any file whose hash does not match, with an error naming the file, so a half-copied
-or hand-edited bundle never serves decisions.
+hash, metrics, the sha256 of every other file, and a ``seal``: the sha256 of its own canonical
+JSON without the seal. Loading refuses a bundle of another format version, a metadata file whose
+seal does not match (a hand-edited ``model_type``, say) and any file whose hash does not match,
+with an error naming the file, so a half-copied or hand-edited bundle never serves decisions.
+
+Every reader of a bundle goes through :func:`open_bundle` (the metadata, checked) and, to
+serve it, :func:`load_served` (the typed parts a policy needs: encoder, action space,
+temperature, validation).
 """
 
 from __future__ import annotations
@@ -14,13 +19,21 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from swarm_planner import __version__
+from swarm_planner.core.action_space import ActionSpace
+from swarm_planner.core.canonical import canonical_json, sha256_hex
 from swarm_planner.core.documents import DocumentError, read_json
-from swarm_planner.core.errors import PlannerError
+from swarm_planner.core.errors import ContractError, PlannerError
+from swarm_planner.core.jsonconv import json_field, open_record, positive, structure, validator
 from swarm_planner.core.recording import now_rfc3339
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
+"""2: ``metadata.json`` is sealed too (format 1 sealed only the other files)."""
 METADATA = "metadata.json"
+SEAL_KEYS = ("files", "sealed_at", "bundle_format", "swarm_planner_version", "seal")
+"""What :func:`seal` writes; everything else in the metadata is the caller's."""
 
 
 class BundleError(PlannerError, ValueError):
@@ -50,22 +63,40 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _seal_of(metadata: dict[str, Any]) -> str:
+    return sha256_hex(canonical_json({k: v for k, v in metadata.items() if k != "seal"}))
+
+
+def caller_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata without what :func:`seal` adds (to reseal it after changing a file)."""
+    return {k: v for k, v in metadata.items() if k not in SEAL_KEYS}
+
+
 def seal(folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write ``metadata.json`` with the hashes of every other file now in ``folder``."""
+    """Write ``metadata.json`` with the hashes of every other file now in ``folder``, sealed."""
     files = {
         p.name: _sha256_file(p)
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name != METADATA and not p.name.startswith(".")
     }
     sealed = {
-        **metadata,
+        **caller_metadata(metadata),
         "bundle_format": BUNDLE_FORMAT,
         "swarm_planner_version": __version__,
         "sealed_at": now_rfc3339(),
         "files": files,
     }
+    sealed["seal"] = _seal_of(sealed)
     write_json(folder / METADATA, sealed)
     return sealed
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file of a bundle; any problem is a :class:`BundleError` naming the file."""
+    try:
+        return read_json(path)
+    except DocumentError as exc:
+        raise BundleError(str(exc)) from exc
 
 
 def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -81,17 +112,22 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     if version != BUNDLE_FORMAT:
         raise BundleError(
             f"{path}: bundle_format {version!r} is not supported (this swarm-planner reads "
-            f"format {BUNDLE_FORMAT}); re-export the bundle"
+            f"format {BUNDLE_FORMAT}); re-export the bundle with `planner export`"
+        )
+    if metadata.get("seal") != _seal_of(metadata):
+        raise BundleError(
+            f"{path}: the seal does not match its content; metadata.json was modified after the "
+            "bundle was sealed"
         )
     files = metadata.get("files")
-    if not isinstance(files, dict):
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleError(f"{path}: files: expected a mapping of file name to sha256")
     for name in required:
         if name not in files:
             raise BundleError(f"{folder}: {name} is missing from the bundle")
     for name, expected in sorted(files.items()):
         file = folder / name
-        if not file.is_file():
+        if Path(name).name != name or not file.is_file():
             raise BundleError(f"{file}: listed in metadata.json but missing")
         actual = _sha256_file(file)
         if actual != expected:
@@ -102,14 +138,101 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     return dict(metadata)
 
 
-def read_json_file(path: Path) -> Any:
-    """A JSON file of a bundle; any problem is a :class:`BundleError` naming the file."""
-    try:
-        return read_json(path)
-    except DocumentError as exc:
-        raise BundleError(str(exc)) from exc
-
-
 def read_bundle_json(folder: Path | str, name: str) -> Any:
     """A JSON file of a bundle (open the bundle first, so its hash has been checked)."""
     return read_json_file(Path(folder) / name)
+
+
+# -- the parts a policy serves from ---------------------------------------------------------------
+
+
+@attrs.frozen
+class EncoderRef:
+    name: str
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@open_record
+@attrs.frozen
+class ModelSpec:
+    """``config.json``'s ``model``: what the network is (the torch policy rebuilds it)."""
+
+    type: str
+    n_features: int = json_field(validator=positive)
+    n_actions: int = json_field(validator=positive)
+    dim: int = json_field(default=32, validator=positive)
+    hidden: tuple[int, ...] = ()
+    head_sizes: tuple[int, ...] = ()
+
+
+@open_record
+@attrs.frozen
+class BundleConfig:
+    """``config.json``: the encoder and the model (and, once exported, the ONNX graph)."""
+
+    encoder: EncoderRef
+    model: ModelSpec
+    onnx: dict[str, Any] | None = None
+
+
+_above_zero = validator(lambda v: None if v > 0 else f"{v!r} is not above 0")
+
+
+@open_record
+@attrs.frozen
+class Calibration:
+    method: str
+    temperature: float = json_field(validator=_above_zero)
+
+
+@open_record
+@attrs.frozen
+class Validation:
+    passed: bool
+
+
+@attrs.frozen
+class ServedBundle:
+    """A checked bundle, typed: what serving it takes."""
+
+    path: Path
+    metadata: dict[str, Any]
+    config: BundleConfig
+    space: ActionSpace
+    temperature: float
+    validation: Validation | None
+
+    @property
+    def model_type(self) -> str:
+        return self.config.model.type
+
+
+def _part(folder: Path, name: str, cls: type[Any]) -> Any:
+    try:
+        return structure(read_bundle_json(folder, name), cls, source=str(folder / name))
+    except ContractError as exc:
+        raise BundleError(str(exc)) from exc
+
+
+def load_served(folder: Path | str, *, required: tuple[str, ...]) -> ServedBundle:
+    """Open a bundle (seal and hashes checked) and read its config, action space, calibration
+    and, when exported, its validation, each as a record; any problem is a BundleError."""
+    folder = Path(folder)
+    metadata = open_bundle(folder, required=required)
+    config = _part(folder, "config.json", BundleConfig)
+    space = _part(folder, "action_space.json", ActionSpace)
+    calibration = _part(folder, "calibration.json", Calibration)
+    validation = None
+    if "validation.json" in metadata["files"]:
+        validation = _part(folder, "validation.json", Validation)
+    if metadata.get("model_type") != config.model.type:
+        raise BundleError(
+            f"{folder}: metadata.json says model_type {metadata.get('model_type')!r}, "
+            f"config.json {config.model.type!r}"
+        )
+    if config.model.n_actions != len(space.all_actions()):
+        raise BundleError(
+            f"{folder}: config.json's model answers over {config.model.n_actions} actions, "
+            f"action_space.json has {len(space.all_actions())}"
+        )
+    return ServedBundle(folder, metadata, config, space, calibration.temperature, validation)

@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
-from swarm_planner.core import jsonconv
+from swarm_planner.core import jsonconv, validation
 from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction, minutes_from_timeout
 from swarm_planner.core.canonical import input_hash
 from swarm_planner.core.jsonconv import (
@@ -330,7 +330,19 @@ class ManifestPlannerRecord:
 
 def load(data: Any, cls: type[T], *, source: str = "<json>") -> T:
     """Read a record from JSON data; a :class:`ContractError` lists every bad path."""
-    return jsonconv.structure(data, cls, source=source)
+    record = jsonconv.structure(data, cls, source=source)
+    validation.remember_valid(record)  # checked here: not walked again before a decision
+    return record
+
+
+def check_input(planner_input: Any, *, source: str = "planner_input") -> PlannerInput:
+    """``planner_input`` if it is a valid :class:`PlannerInput`, however it was built; else a
+    :class:`ContractError` listing every bad value. Every policy calls it before any model work,
+    so that a record built in code with a wrong type, a NaN or a lone surrogate fails here, as
+    a contract error, not deep in an encoder or a hash."""
+    validation.check_record(planner_input, PlannerInput, source=source)
+    checked: PlannerInput = planner_input
+    return checked
 
 
 def dump(record: Any) -> Any:
@@ -357,6 +369,7 @@ __all__ = [
     "SystemState",
     "UniverseDefaults",
     "budgets_of",
+    "check_input",
     "domain_of",
     "dump",
     "load",

@@ -25,6 +25,12 @@ class ConfigError(ContractError):
     """The ``planner:`` section of a kernel config is wrong (unknown key, bad value, bad name)."""
 
 
+class InferenceError(PlannerError):
+    """A model failed to answer, or answered something that is not a distribution over the
+    valid actions (NaN, mass on an invalid action). Not bad input: the model is at fault; the
+    kernel path falls back."""
+
+
 class InvalidActionError(PlannerError, ValueError):
     """An action breaks the validity rules of its action space."""
 

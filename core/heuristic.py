@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from swarm_planner.core.action_space import NA, Bin, JointAction
-from swarm_planner.core.contracts import RISKS, PlannerInput
+from swarm_planner.core.contracts import RISKS, PlannerInput, check_input
 from swarm_planner.core.jsonconv import json_field, validator
 from swarm_planner.core.protocols import ActionDistribution
 
@@ -68,6 +68,7 @@ class HeuristicRules:
 
     def decide(self, planner_input: PlannerInput) -> JointAction:
         """The rule's action, checked against the input's own action space and job type."""
+        check_input(planner_input)
         rule = self.options.rules.get(planner_input.issue.dk_risk, self.options.default)
         return planner_input.action_space.check(rule.action(), planner_input.job_type)
 

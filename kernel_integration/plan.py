@@ -7,12 +7,14 @@ decides), the probabilities of the valid actions, the model it came from and the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from swarm_planner import __version__
 from swarm_planner.core.bundle import open_bundle
-from swarm_planner.core.contracts import ModelRef, PlannerAction, PlannerInput
+from swarm_planner.core.contracts import ModelRef, PlannerAction, PlannerInput, check_input
+from swarm_planner.core.errors import ConfigError
 from swarm_planner.core.protocols import Policy
 from swarm_planner.core.recording import planner_action_for
 
@@ -43,6 +45,9 @@ def plan_action(
     threshold: float,
     model: ModelRef | None = None,
 ) -> PlannerAction:
+    check_input(planner_input)
+    if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
+        raise ConfigError("threshold", [f"threshold: {threshold!r} is not within [0, 1]"])
     dist = policy.predict(planner_input)
     action, confidence = dist.best()
     abstain = confidence < threshold

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from swarm_planner.cli.app import app
 from swarm_planner.core.bundle import BundleError
 from swarm_planner.core.contracts import PlannerAction, PlannerInput, load
-from swarm_planner.core.errors import InvalidActionError
+from swarm_planner.core.errors import ContractError
 from swarm_planner.core.plugins import PluginHost
 from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
 
@@ -174,7 +174,7 @@ def test_an_input_with_another_action_space_is_refused(
     from swarm_planner.core.action_space import ActionSpace
 
     other = attrs.evolve(planner_input, action_space=ActionSpace(max_minutes_bins=(10, 20, "NA")))
-    with pytest.raises(InvalidActionError, match="differs from the one"):
+    with pytest.raises(ContractError, match="action_space: differs from the one"):
         policy.decide(other)
 
 

@@ -93,7 +93,7 @@ def test_training_writes_a_sealed_calibrated_bundle(bundles: dict[str, Path]) ->
             "metrics.json",
         } <= names
         metadata = json.loads((path / "metadata.json").read_text())
-        assert metadata["model_type"] == kind and metadata["bundle_format"] == 1
+        assert metadata["model_type"] == kind and metadata["bundle_format"] == 2
         metrics = json.loads((path / "metrics.json").read_text())
         assert set(metrics["splits"]) == {"train", "val", "test"}
         for split in metrics["splits"].values():

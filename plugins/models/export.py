@@ -24,7 +24,13 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from swarm_planner.core.bundle import open_bundle, read_bundle_json, seal, write_json
+from swarm_planner.core.bundle import (
+    caller_metadata,
+    open_bundle,
+    read_bundle_json,
+    seal,
+    write_json,
+)
 from swarm_planner.core.dataset import iter_dataset
 from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.protocols import FeatureBatch, Features
@@ -227,18 +233,14 @@ def export_bundle(
     write_json(bundle / "config.json", config)
     if not passed:
         target.unlink()
-        seal(bundle, _without_seal(metadata))
+        seal(bundle, caller_metadata(metadata))
         raise ExportError(
             f"{bundle}: torch and onnxruntime disagree on the probe set (max |Δprob| {diff:.2e}, "
             f"action agreement {agree_action:.4f}, abstention agreement {agree_abstain:.4f}); "
             "model.onnx was removed, details in validation.json"
         )
-    seal(bundle, {**_without_seal(metadata), "onnx": {"opset": OPSET, "ir_version": IR_VERSION}})
+    seal(bundle, {**caller_metadata(metadata), "onnx": {"opset": OPSET, "ir_version": IR_VERSION}})
     return validation
-
-
-def _without_seal(metadata: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metadata.items() if k not in ("files", "sealed_at", "bundle_format")}
 
 
 def _digest(*arrays: npt.NDArray[Any]) -> str:

@@ -14,6 +14,7 @@ to the bag.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,19 +25,50 @@ import numpy as np
 import numpy.typing as npt
 
 from swarm_planner import hookimpl
-from swarm_planner.core.action_space import ActionSpace, JointAction
-from swarm_planner.core.bundle import BundleError, open_bundle, read_bundle_json
-from swarm_planner.core.contracts import PlannerInput, load
-from swarm_planner.core.errors import InvalidActionError
+from swarm_planner.core.action_space import JointAction
+from swarm_planner.core.bundle import BundleError, load_served
+from swarm_planner.core.contracts import PlannerInput, check_input
+from swarm_planner.core.errors import InferenceError
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import ActionDistribution, FeatureBatch, Features
-from swarm_planner.plugins.models.torch_policy import BundleOptions, load_encoder
+from swarm_planner.plugins.models.torch_policy import BundleOptions, check_space, load_encoder
 
 _MIN_WIDTH = 64
 """Narrowest bound input; wider inputs take the next power of two."""
 
 _CHUNK = 128
 """Inputs per run on the batch path."""
+
+_MASK_MEMO_SIZE = 256
+"""Job types whose masks are kept (a mask is the one object per job type the buffers compare)."""
+
+_MASS_TOLERANCE = 1e-3
+"""How far from 1 a float32 answer's probabilities may sum."""
+
+
+def _check_answer(
+    probs: npt.NDArray[np.float32],
+    action: int,
+    confidence: float,
+    mask: npt.NDArray[np.bool_],
+    path: Path,
+) -> None:
+    """The graph's answer is a distribution over the valid actions, its action one of them:
+    a NaN or an overflow in the model becomes an InferenceError, never an invalid action."""
+    total = float(probs.sum())
+    if not (
+        math.isfinite(total)
+        and abs(total - 1.0) <= _MASS_TOLERANCE
+        and 0 <= action < len(mask)
+        and mask[action]
+        and math.isfinite(confidence)
+        and float(probs.min()) >= 0.0
+    ):
+        raise InferenceError(
+            f"{path}: the model's answer is not a distribution over the valid actions "
+            f"(sum {total!r}, action {action}, confidence {confidence!r})"
+        )
+
 
 REQUIRED_FILES = (
     "model.onnx",
@@ -99,15 +131,14 @@ class OnnxPolicy:
     def __init__(self, path: Path | str) -> None:
         import onnxruntime as ort
 
-        self.path = Path(path)
-        self.metadata = open_bundle(self.path, required=REQUIRED_FILES)
-        validation = read_bundle_json(self.path, "validation.json")
-        if not validation.get("passed"):
+        self.bundle = load_served(path, required=REQUIRED_FILES)
+        self.path = self.bundle.path
+        self.metadata = self.bundle.metadata
+        if self.bundle.validation is None or not self.bundle.validation.passed:
             raise BundleError(f"{self.path}: validation.json says the export did not pass")
-        config = read_bundle_json(self.path, "config.json")
-        self.model_type = str(config["model"]["type"])
-        self.encoder = load_encoder(config, str(self.path / "config.json"))
-        self.space = load(read_bundle_json(self.path, "action_space.json"), ActionSpace)
+        self.model_type = self.bundle.model_type
+        self.encoder = load_encoder(self.bundle)
+        self.space = self.bundle.space
         self.actions = self.space.all_actions()
         self._masks: dict[str, npt.NDArray[np.bool_]] = {}
         self._local = threading.local()
@@ -117,15 +148,55 @@ class OnnxPolicy:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+            self._outputs = ["probs", "action", "confidence"]
+            self._check_graph()
+            self._warm_up()
+        except BundleError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own types for a graph it cannot run
+            raise BundleError(
+                f"{self.path / 'model.onnx'}: does not run with this bundle's inputs: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _check_graph(self) -> None:
+        """The graph takes what this bundle's encoder and action space give, and answers as
+        the export did: a bundle resealed around another model's file fails here, at load."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if set(inputs) != {"ids", "weights", "mask"} or not set(self._outputs) <= outputs:
+            raise BundleError(
+                f"{self.path / 'model.onnx'}: inputs {sorted(inputs)} and outputs "
+                f"{sorted(outputs)} are not those of an exported planner"
+            )
+        width = inputs["mask"].shape[-1]
+        if isinstance(width, int) and width != len(self.actions):
+            raise BundleError(
+                f"{self.path / 'model.onnx'}: the graph answers over {width} actions, the "
+                f"bundle's action space has {len(self.actions)}"
+            )
+        # Every feature id the encoder can give must index the graph's embedding.
+        top = np.array([[self.encoder.n_features - 1]], dtype=np.int64)
+        probs, _, _ = self.session.run(
+            self._outputs,
+            {"ids": top, "weights": np.ones((1, 1), np.float32), "mask": self._all_valid()},
         )
-        self._outputs = ["probs", "action", "confidence"]
-        self._warm_up()
+        if probs.shape != (1, len(self.actions)):
+            raise BundleError(
+                f"{self.path / 'model.onnx'}: answers with shape {probs.shape}, expected "
+                f"(1, {len(self.actions)})"
+            )
+
+    def _all_valid(self) -> npt.NDArray[np.bool_]:
+        return np.ones((1, len(self.actions)), dtype=bool)
 
     def _warm_up(self) -> None:
         """Run every path once per common width, so that no decision pays a first-run cost."""
-        mask = np.ones((1, len(self.actions)), dtype=bool)
+        mask = self._all_valid()
         for width in (1, 64, 256):
             self.session.run(
                 self._outputs,
@@ -148,21 +219,26 @@ class OnnxPolicy:
             bound = slots[width] = _Bound(self.session, width, len(self.actions))
         return bound
 
-    def _check_space(self, planner_input: PlannerInput) -> None:
-        space = planner_input.action_space
-        # A kernel that builds inputs with the bundle's own space object skips the comparison.
-        if not space.equivalent(self.space):
-            raise InvalidActionError(
-                f"the input's action space differs from the one {self.path} was trained on; "
-                "retrain on data with this action space"
-            )
+    def _check(self, planner_input: PlannerInput) -> None:
+        """Bad input fails here, as a ContractError, before any model work."""
+        check_input(planner_input)
+        check_space(planner_input, self.space, self.path)
 
     def run(self, batch: FeatureBatch) -> tuple[Any, Any, Any]:
-        """``probs [B, A]``, ``action [B]``, ``confidence [B]`` for encoded inputs."""
+        """``probs [B, A]``, ``action [B]``, ``confidence [B]`` for encoded inputs, checked."""
         ids, weights = batch.padded()
-        probs, action, confidence = self.session.run(
-            self._outputs, {"ids": ids, "weights": weights, "mask": batch.mask}
-        )
+        try:
+            probs, action, confidence = self.session.run(
+                self._outputs, {"ids": ids, "weights": weights, "mask": batch.mask}
+            )
+        except Exception as exc:  # onnxruntime's own error types
+            raise InferenceError(
+                f"{self.path}: the model failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        for row in range(len(batch)):
+            _check_answer(
+                probs[row], int(action[row]), float(confidence[row]), batch.mask[row], self.path
+            )
         return probs, action, confidence
 
     def _run_one(self, features: Features) -> tuple[Any, int, float]:
@@ -182,19 +258,36 @@ class OnnxPolicy:
         if bound.mask_of is not features.mask:  # the policy passes one mask object per job type
             bound.mask[0] = features.mask
             bound.mask_of = features.mask
-        self.session.run_with_iobinding(bound.binding)
-        return bound.probs[0].copy(), int(bound.action[0]), float(bound.confidence[0])
+        try:
+            self.session.run_with_iobinding(bound.binding)
+        except Exception as exc:  # onnxruntime's own error types
+            raise InferenceError(
+                f"{self.path}: the model failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        probs, action, confidence = (
+            bound.probs[0].copy(),
+            int(bound.action[0]),
+            float(bound.confidence[0]),
+        )
+        _check_answer(probs, action, confidence, features.mask, self.path)
+        return probs, action, confidence
 
     def decide(self, planner_input: PlannerInput) -> Decision:
-        """One decision: the best valid tuple and its calibrated confidence."""
-        self._check_space(planner_input)
+        """One decision: the best valid tuple and its calibrated confidence. Bad input is a
+        ContractError (before any model work); a model that fails or answers something that is
+        not a distribution over the valid actions is an InferenceError."""
+        self._check(planner_input)
         features = self.encoder.encode(planner_input, mask=self._mask(planner_input.job_type))
         probs, action, confidence = self._run_one(features)
         return Decision(self.actions[action], confidence, probs, features.mask)
 
     def _mask(self, job_type: str) -> npt.NDArray[np.bool_]:
+        """The job type's mask, one object per job type (the bound buffers compare identity);
+        bounded: a stream of new job types clears it rather than growing it."""
         mask = self._masks.get(job_type)
         if mask is None:
+            if len(self._masks) >= _MASK_MEMO_SIZE:
+                self._masks.clear()
             mask = self._masks[job_type] = self.space.job_mask(job_type)
         return mask
 
@@ -203,7 +296,7 @@ class OnnxPolicy:
         one run serves it; chunks of 128 keep the gathered embeddings in cache (a run over 256
         costs more per input)."""
         for planner_input in inputs:
-            self._check_space(planner_input)
+            self._check(planner_input)
         out: list[Decision] = []
         actions = self.actions
         for start in range(0, len(inputs), _CHUNK):

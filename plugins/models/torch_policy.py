@@ -16,15 +16,28 @@ import numpy as np
 
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import HEADS, ActionSpace
-from swarm_planner.core.bundle import BundleError, open_bundle, read_bundle_json
-from swarm_planner.core.contracts import PlannerInput, load
-from swarm_planner.core.errors import InvalidActionError
+from swarm_planner.core.bundle import BundleError, ServedBundle, load_served
+from swarm_planner.core.contracts import PlannerInput, check_input, load
+from swarm_planner.core.errors import ContractError
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.metrics import head_index
 from swarm_planner.core.protocols import ActionDistribution, FeatureBatch
 from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions
 
 REQUIRED_FILES = ("model.pt", "config.json", "action_space.json", "calibration.json")
+
+
+def check_space(planner_input: PlannerInput, space: ActionSpace, path: Path) -> None:
+    """A bundle answers over its own action space: an input with another (not equivalent)
+    space is bad input for it."""
+    if not planner_input.action_space.equivalent(space):
+        raise ContractError(
+            "planner_input",
+            [
+                f"action_space: differs from the one {path} was trained on (its bins or the "
+                "actions its rules allow); retrain on data with this action space"
+            ],
+        )
 
 
 @attrs.frozen
@@ -34,14 +47,17 @@ class BundleOptions:
     path: str
 
 
-def load_encoder(config: dict[str, Any], source: str) -> CompositionalEncoder:
+def load_encoder(bundle: ServedBundle) -> CompositionalEncoder:
     """The encoder a bundle's ``config.json`` describes."""
-    encoder = config.get("encoder") or {}
-    if encoder.get("name") != "compositional":
-        raise BundleError(f"{source}: encoder.name {encoder.get('name')!r} is not 'compositional'")
-    return CompositionalEncoder(
-        load(encoder.get("options", {}), CompositionalOptions, source=source)
-    )
+    encoder = bundle.config.encoder
+    source = str(bundle.path / "config.json")
+    if encoder.name != "compositional":
+        raise BundleError(f"{source}: encoder.name {encoder.name!r} is not 'compositional'")
+    options = load(encoder.options, CompositionalOptions, source=source)
+    try:
+        return CompositionalEncoder(options)
+    except ValueError as exc:
+        raise BundleError(f"{source}: {exc}") from exc
 
 
 class TorchPolicy:
@@ -52,28 +68,33 @@ class TorchPolicy:
 
         from swarm_planner.plugins.models.nets import PlannerNet
 
-        self.path = Path(path)
-        self.metadata = open_bundle(self.path, required=REQUIRED_FILES)
-        config = read_bundle_json(self.path, "config.json")
-        model = config["model"]
-        if expected_type is not None and model["type"] != expected_type:
+        self.bundle = load_served(path, required=REQUIRED_FILES)
+        self.path = self.bundle.path
+        self.metadata = self.bundle.metadata
+        model = self.bundle.config.model
+        if expected_type is not None and model.type != expected_type:
             raise BundleError(
-                f"{self.path}: holds a {model['type']!r} model, not {expected_type!r} "
-                f"(set planner.model.type: {model['type']})"
+                f"{self.path}: holds a {model.type!r} model, not {expected_type!r} "
+                f"(set planner.model.type: {model.type})"
             )
-        self.model_type = str(model["type"])
-        self.encoder = load_encoder(config, str(self.path / "config.json"))
-        self.space = load(read_bundle_json(self.path, "action_space.json"), ActionSpace)
-        self.temperature = float(read_bundle_json(self.path, "calibration.json")["temperature"])
+        self.model_type = model.type
+        self.encoder = load_encoder(self.bundle)
+        self.space = self.bundle.space
+        self.temperature = self.bundle.temperature
         self.net = PlannerNet(
-            kind=model["type"],
-            n_features=int(model["n_features"]),
+            kind=model.type,
+            n_features=model.n_features,
             head_index=head_index(self.space),
             head_sizes=[len(self.space.head_bins(h)) for h in HEADS],
-            dim=int(model["dim"]),
-            hidden=tuple(model["hidden"]),
+            dim=model.dim,
+            hidden=model.hidden,
         )
-        self.net.load_state_dict(torch.load(self.path / "model.pt", weights_only=True))
+        try:
+            self.net.load_state_dict(torch.load(self.path / "model.pt", weights_only=True))
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise BundleError(
+                f"{self.path / 'model.pt'}: does not load into the model: {exc}"
+            ) from exc
         self.net.eval()
         self._torch = torch
 
@@ -92,11 +113,8 @@ class TorchPolicy:
         return result
 
     def predict(self, planner_input: PlannerInput) -> ActionDistribution:
-        if not planner_input.action_space.equivalent(self.space):
-            raise InvalidActionError(
-                f"the input's action space differs from the one {self.path} was trained on; "
-                "retrain on data with this action space"
-            )
+        check_input(planner_input)
+        check_space(planner_input, self.space, self.path)
         features = self.encoder.encode(planner_input)
         probs = self.probs(FeatureBatch.stack([features]))[0]
         valid = features.mask

@@ -65,21 +65,21 @@ _hour = validator(
 # -- run_summary.v1 ---------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Gate:
     name: str
     passed: bool
     score: float | None = None
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Outcome:
     status: Status
     fail_codes: tuple[str, ...] = ()
     gates: tuple[Gate, ...] = ()
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class ActionExecuted:
     """What ran, in raw numbers (``None`` = unknown or uncapped)."""
 
@@ -89,7 +89,7 @@ class ActionExecuted:
     max_iterations: int | None = None
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Runtime:
     duration_ms: int | None = json_field(default=None, validator=non_negative)
 

@@ -245,7 +245,22 @@ def build_dataset(
 # -- reading a dataset back ------------------------------------------------------------------
 
 
-def read_meta(folder: Path | str) -> dict[str, Any]:
+def read_meta(folder: Path | str, *, verify: bool = False) -> dict[str, Any]:
+    """``meta.json`` of a dataset; with ``verify``, also check that ``dataset.jsonl`` is the
+    file the hash vouches for (training on edited rows would seal a false hash into a bundle)."""
+    meta = _read_meta(folder)
+    if verify:
+        actual = file_hash(folder)
+        if actual != meta.get("dataset_hash"):
+            raise DatasetError(
+                f"{Path(folder) / DATASET_FILE}: its sha256 {actual[:12]}… is not meta.json's "
+                f"dataset_hash ({str(meta.get('dataset_hash'))[:12]}…): the rows changed after "
+                "the build; rebuild it with `planner build-dataset`"
+            )
+    return meta
+
+
+def _read_meta(folder: Path | str) -> dict[str, Any]:
     path = Path(folder) / META_FILE
     try:
         meta = read_json_object(path)
@@ -274,8 +289,11 @@ def iter_dataset(folder: Path | str) -> Iterator[DatasetRow]:
 
 
 def file_hash(folder: Path | str) -> str:
+    path = Path(folder) / DATASET_FILE
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing (build it with `planner build-dataset`)")
     digest = hashlib.sha256()
-    with (Path(folder) / DATASET_FILE).open("rb") as handle:
+    with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

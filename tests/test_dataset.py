@@ -21,6 +21,7 @@ from swarm_planner.core.dataset import (
     build_dataset,
     check_dataset,
     iter_dataset,
+    file_hash,
     read_meta,
     root_stats,
     split_counts,
@@ -181,6 +182,9 @@ def test_a_tampered_dataset_fails_the_hash_gate(dataset: Path, tmp_path: Path) -
     (copy / "dataset.jsonl").write_text("".join(lines[1:]))
     results = {r.name: r for r in check_dataset(copy)}
     assert not results["hash_matches_meta"].passed
+    with pytest.raises(DatasetError, match=r"dataset.jsonl: its sha256 .* is not meta.json's"):
+        read_meta(copy, verify=True)
+    assert read_meta(dataset, verify=True)["dataset_hash"] == file_hash(dataset)
 
 
 def test_a_collapsed_label_distribution_fails_the_entropy_gate(

@@ -209,7 +209,8 @@ def test_the_run_memo_stays_bounded_and_correct_when_full(
 ) -> None:
     from swarm_planner.plugins.encoders import compositional
 
-    monkeypatch.setattr(compositional, "_RUN_MEMO_SIZE", 3)
+    monkeypatch.setattr(compositional, "_RUNS_MEMO_SIZE", 3)
+    monkeypatch.setattr(compositional, "_SIGNATURE_MEMO_SIZE", 3)
     planner_input = make_input()
     run = planner_input.history.last_n_similar_runs[0]
     inputs = [
@@ -251,3 +252,52 @@ def test_a_record_built_in_code_with_lists_encodes_like_its_json_form(
     )
     encoder = CompositionalEncoder()
     assert np.array_equal(encoder.encode(listed).ids, encoder.encode(planner_input).ids)
+
+
+def test_a_run_seen_again_with_another_outcome_is_encoded_afresh(make_input: MakeInput) -> None:
+    """The run memo keys on what the outputs depend on: a run that was in flight at its first
+    sighting and has finished since is not encoded with its old outcome."""
+    from swarm_planner.core.contracts import Gate, Outcome
+
+    planner_input = make_input()
+    run = planner_input.history.last_n_similar_runs[0]
+    running = attrs.evolve(run, outcome=Outcome("timeout", ("still_running",), ()))
+    finished = attrs.evolve(
+        run, outcome=Outcome("failed", ("lint_failed",), (Gate("ruff", False, 0.0),))
+    )
+    before = attrs.evolve(planner_input, history=History((running,)))
+    after = attrs.evolve(planner_input, history=History((finished,)))
+    encoder = CompositionalEncoder()
+    encoder.encode(before)
+    assert np.array_equal(encoder.encode(after).ids, CompositionalEncoder().encode(after).ids)
+    assert not np.array_equal(encoder.encode(after).ids, encoder.encode(before).ids)
+
+
+def test_every_memo_stays_bounded_on_inputs_that_never_repeat(
+    make_input: MakeInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarm_planner.plugins.encoders import compositional
+
+    for name in ("_RUNS_MEMO_SIZE", "_SIGNATURE_MEMO_SIZE", "_GROUP_MEMO_SIZE", "_OPEN_CACHE_SIZE",
+                 "_TIME_MEMO_SIZE"):  # fmt: skip
+        monkeypatch.setattr(compositional, name, 50)
+    planner_input = make_input()
+    run = planner_input.history.last_n_similar_runs[0]
+    encoder = CompositionalEncoder()
+    for i in range(400):
+        x = attrs.evolve(
+            planner_input,
+            created_at=f"2025-02-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+            issue=attrs.evolve(planner_input.issue, tags=(f"t{i}",), keywords=(f"k{i}",)),
+            history=History((attrs.evolve(run, run_id=f"r{i}", tags=(f"h{i}",)),)),
+        )
+        encoder.encode(x)
+    memo = encoder._run_memo
+    sizes = {
+        "runs": len(memo.runs),
+        "signatures": len(memo.signature_of),
+        "groups": len(encoder._ids.groups),
+        "open tokens": len(encoder._open_cache),
+        "times": len(encoder._created_ms),
+    }
+    assert all(size <= 50 for size in sizes.values()), sizes

@@ -221,6 +221,20 @@ def test_an_input_with_the_field_kernels_rules_is_served_alike(
             "bundle_format 0 is not supported",
         ),
         (lambda d: (d / "metadata.json").write_text("{"), "metadata.json: malformed JSON"),
+        (
+            lambda d: _rewrite(d / "metadata.json", model_type="joint"),
+            "metadata.json: the seal does not match its content",
+        ),
+        (
+            lambda d: _reseal(
+                d, "config.json", model={"type": "mlp", "n_features": 554, "n_actions": 7}
+            ),
+            "config.json's model answers over 7 actions, action_space.json has 240",
+        ),
+        (
+            lambda d: _reseal(d, "calibration.json", temperature="hot"),
+            r"calibration.json: 1 problem\(s\)\n  temperature: expected a number",
+        ),
     ],
 )
 def test_damaged_or_old_bundles_are_refused_with_the_file_named(
@@ -231,6 +245,15 @@ def test_damaged_or_old_bundles_are_refused_with_the_file_named(
     damage(copy)
     with pytest.raises(BundleError, match=message):
         OnnxPolicy(copy)
+
+
+def _reseal(folder: Path, name: str, **changes: object) -> None:
+    """Change a file and seal the bundle again (as if a bundle were assembled by hand)."""
+    from swarm_planner.core.bundle import caller_metadata, open_bundle, seal
+
+    metadata = open_bundle(folder)
+    _rewrite(folder / name, **changes)
+    seal(folder, caller_metadata(metadata))
 
 
 def _rewrite(path: Path, **changes: object) -> None:
@@ -271,3 +294,35 @@ def test_serving_never_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_job_type_mask_memo_stays_bounded(
+    policy: OnnxPolicy, planner_input: PlannerInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import attrs
+
+    from swarm_planner.plugins.models import onnx_policy
+
+    monkeypatch.setattr(onnx_policy, "_MASK_MEMO_SIZE", 8)
+    for i in range(40):
+        decision = policy.decide(attrs.evolve(planner_input, job_type=f"job-{i}"))
+        assert decision.mask[policy.actions.index(decision.action)]
+    assert len(policy._masks) <= 8
+
+
+def test_a_model_answer_that_is_not_a_distribution_is_an_inference_error(
+    planner_input: PlannerInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarm_planner.core.errors import InferenceError
+
+    policy = OnnxPolicy(BUNDLE)
+    real = policy.session.run_with_iobinding
+
+    def poisoned(binding: object) -> None:
+        real(binding)
+        for bound in policy._local.slots.values():
+            bound.probs[0, :] = np.nan
+
+    monkeypatch.setattr(policy.session, "run_with_iobinding", poisoned)
+    with pytest.raises(InferenceError, match="not a distribution over the valid actions"):
+        policy.decide(planner_input)

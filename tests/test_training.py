@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from swarm_planner.core.action_space import HEADS, NA, ActionSpace, JointAction  # noqa: E402
 from swarm_planner.core.bundle import BundleError  # noqa: E402
-from swarm_planner.core.dataset import build_dataset, iter_dataset  # noqa: E402
+from swarm_planner.core.dataset import DatasetError, build_dataset, iter_dataset  # noqa: E402
 from swarm_planner.core.evaluation import evaluate  # noqa: E402
 from swarm_planner.core.metrics import head_index  # noqa: E402
 from swarm_planner.core.plugins import PluginHost  # noqa: E402
@@ -169,6 +169,18 @@ def test_a_bundle_of_the_wrong_type_or_tampered_is_refused(
         TorchPolicy(copy)
 
 
+def test_training_refuses_rows_that_do_not_match_the_dataset_hash(
+    dataset: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    lines = (copy / "dataset.jsonl").read_text().splitlines(keepends=True)
+    (copy / "dataset.jsonl").write_text("".join(lines[:-1]))
+    with pytest.raises(DatasetError, match=r"is not meta.json's dataset_hash"):
+        train(copy, tmp_path / "bundle", TrainConfig(model="mlp", **SMALL))  # type: ignore[arg-type]
+    assert not (tmp_path / "bundle").exists()
+
+
 def test_a_diverging_run_stops_with_a_clear_message(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(
         TrainingError,
@@ -305,3 +317,55 @@ def test_a_failed_equivalence_check_removes_the_model_and_says_why(
     assert not (copy / "model.onnx").exists()
     assert json.loads((copy / "validation.json").read_text())["passed"] is False
     TorchPolicy(copy)  # the bundle is still sealed and serves with torch
+
+
+def _resealed(folder: Path) -> None:
+    from swarm_planner.core.bundle import caller_metadata, read_bundle_json, seal
+
+    seal(folder, caller_metadata(read_bundle_json(folder, "metadata.json")))
+
+
+def test_a_bundle_resealed_around_another_models_graph_is_refused_at_load(
+    dataset: Path, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    from swarm_planner.plugins.models.export import export_bundle
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    copy = tmp_path / "mlp"
+    shutil.copytree(bundles["mlp"], copy)
+    export_bundle(copy, dataset)
+    tiny = Path(__file__).parent / "fixtures" / "tiny-bundle" / "model.onnx"
+    shutil.copy(tiny, copy / "model.onnx")  # a graph of another encoder's size
+    _resealed(copy)
+    with pytest.raises(BundleError, match=r"model.onnx: does not run with this bundle's inputs"):
+        OnnxPolicy(copy)
+
+
+def test_a_model_that_outputs_nan_is_an_inference_error_not_an_action(
+    dataset: Path, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from swarm_planner.core.errors import InferenceError
+    from swarm_planner.plugins.models.export import export_bundle
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    copy = tmp_path / "mlp"
+    shutil.copytree(bundles["mlp"], copy)
+    export_bundle(copy, dataset)
+    model = onnx.load(str(copy / "model.onnx"))
+    for initializer in model.graph.initializer:
+        array = numpy_helper.to_array(initializer)
+        if array.dtype == np.float32 and array.ndim == 2:
+            initializer.CopyFrom(
+                numpy_helper.from_array(np.full_like(array, np.nan), initializer.name)
+            )
+    onnx.save(model, str(copy / "model.onnx"))
+    _resealed(copy)
+    policy = OnnxPolicy(copy)
+    row = next(iter(iter_dataset(dataset)))
+    with pytest.raises(InferenceError, match="not a distribution"):
+        policy.decide(row.planner_input)
+    with pytest.raises(InferenceError, match="not a distribution"):
+        policy.decide_batch([row.planner_input] * 3)

@@ -55,11 +55,19 @@ HOUR_BINS = ("night", "morning", "midday", "afternoon", "evening", "late", "null
 HEALTH_BINS = ("lt50", "lt70", "lt85", "ge85")
 NULL = "null"
 
-_RUN_MEMO_SIZE = 65_536
-"""History-run parts remembered (cleared when full, so memory stays bounded)."""
-
-_OPEN_CACHE_SIZE = 200_000
-"""Memoised open tokens; beyond it tokens are hashed each time (bounded memory)."""
+# Every memo is bounded: full, it is cleared and refills with what is current (a kernel process
+# lives for weeks; benchmarks/memory_stream.py streams inputs that never repeat). The sizes hold
+# a deployment's working set many times over.
+_RUNS_MEMO_SIZE = 16_384
+"""History runs remembered (each maps to its signature's number)."""
+_SIGNATURE_MEMO_SIZE = 4_096
+"""Run signatures whose per-slot outputs are remembered (up to n_history arrays each)."""
+_GROUP_MEMO_SIZE = 8_192
+"""Value groups (issue facts, tag sets, system states) remembered."""
+_OPEN_CACHE_SIZE = 32_768
+"""Open tokens whose hashed ids are remembered (and toolchain health pairs)."""
+_TIME_MEMO_SIZE = 4_096
+"""Parsed ``created_at`` texts remembered."""
 
 
 @attrs.frozen
@@ -247,6 +255,14 @@ def _signature(run: RunSummary) -> _Signature:
     )
 
 
+def _run_key(run: RunSummary) -> tuple[Any, ...]:
+    """What a run's memoised outputs depend on: the run (id and start) and everything its
+    signature reads. A run seen again with another outcome (it was in flight, now it finished)
+    is another key, never the outputs of its first sighting. The parts are frozen records with
+    cached hashes, so the key costs a tuple."""
+    return (run.run_id, run.started_ms, run.outcome, run.runtime, run.action_executed)
+
+
 class _RunMemo:
     """History runs → their outputs per slot, in two bounded levels.
 
@@ -269,14 +285,14 @@ class _RunMemo:
         signature = _signature(run)
         number = self.numbers.get(signature)
         if number is None:
-            if len(self.signature_of) >= _RUN_MEMO_SIZE:
+            if len(self.signature_of) >= _SIGNATURE_MEMO_SIZE:
                 self.clear()
             number = self.numbers[signature] = len(self.signature_of)
             self.signature_of.append(signature)
             self.parts.append([None] * self.n_slots)
-        if len(self.runs) >= _RUN_MEMO_SIZE:
+        if len(self.runs) >= _RUNS_MEMO_SIZE:
             self.runs.clear()
-        known = self.runs[(run.run_id, run.started_ms)] = (number, signature[0] != "success")
+        known = self.runs[_run_key(run)] = (number, signature[0] != "success")
         return known
 
     def clear(self) -> None:
@@ -347,8 +363,9 @@ class CompositionalEncoder:
             pair = self.pair_offset + _stable_int(f"{key}\x1f{value}") % self.options.pair_buckets
             shared = self.value_offset + _stable_int(f"\x1e{value}") % self.options.value_buckets
             ids = (pair, shared)
-            if len(self._open_cache) < _OPEN_CACHE_SIZE:
-                self._open_cache[(key, value)] = ids
+            if len(self._open_cache) >= _OPEN_CACHE_SIZE:
+                self._open_cache.clear()
+            self._open_cache[(key, value)] = ids
         return ids
 
     def tokens(self, planner_input: PlannerInput) -> list[Token]:
@@ -366,7 +383,7 @@ class CompositionalEncoder:
                 ms = ms_from_rfc3339(created_at)
             except ValueError:
                 ms = None
-            if len(self._created_ms) >= _RUN_MEMO_SIZE:
+            if len(self._created_ms) >= _TIME_MEMO_SIZE:
                 self._created_ms.clear()
             self._created_ms[created_at] = ms
         return ms
@@ -422,7 +439,9 @@ class CompositionalEncoder:
                     if ids is None:
                         name, rate = name_rate
                         ids = open_("system.toolchain_health", f"{name}:{_health_bin(rate)}")
-                        if health is not None and len(health) < _OPEN_CACHE_SIZE:
+                        if health is not None:
+                            if len(health) >= _OPEN_CACHE_SIZE:
+                                health.clear()
                             health[name_rate] = ids
                     extend(ids)
 
@@ -442,7 +461,7 @@ class CompositionalEncoder:
                 parts.append(self._run_part(signature, t.slots[i], t.slot_keys[i], open_))
                 failed += signature[0] != "success"
             else:
-                known = memo.runs.get((run.run_id, started))
+                known = memo.runs.get(_run_key(run))
                 if known is None:
                     known = memo.learn(run)
                 number, bad = known
@@ -477,7 +496,7 @@ class CompositionalEncoder:
         the same facts, tag sets and system states recur across decisions."""
         out: tuple[Any, ...] = build(key, t)
         if t.groups is not None:
-            if len(t.groups) >= _RUN_MEMO_SIZE:
+            if len(t.groups) >= _GROUP_MEMO_SIZE:
                 t.groups.clear()
             t.groups[key] = out
         return out

@@ -136,7 +136,7 @@ def train(
 
     config = config or TrainConfig()
     started = time.perf_counter()
-    meta = read_meta(dataset)
+    meta = read_meta(dataset, verify=True)
     splits, space = load_splits(dataset)
     encoder = CompositionalEncoder(config.encoder)
     data = {name: encode_rows(rows, encoder, space) for name, rows in splits.items()}

@@ -45,7 +45,9 @@ for i in range(n):
         attrs.evolve(
             run,
             run_id=f"{run.run_id}-{i}",
-            outcome=attrs.evolve(run.outcome, fail_codes=(*run.outcome.fail_codes, f"code-{i}-{j}")),
+            outcome=attrs.evolve(
+                run.outcome, fail_codes=(*run.outcome.fail_codes, f"code-{i}-{j}")
+            ),
         )
         for j, run in enumerate(x.history.last_n_similar_runs)
     )
@@ -101,8 +103,10 @@ def main() -> None:
     print(f"{'decisions':>10}  {'RSS MiB':>8}")
     for mark in result["marks"]:
         print(f"{mark['decisions']:>10,}  {mark['rss_mib']:>8.1f}")
-    print(f"peak RSS {result['peak_mib']:.1f} MiB, final {result['final_mib']:.1f} MiB, "
-          f"{result['decisions_per_s']:,} decisions/s")
+    print(
+        f"peak RSS {result['peak_mib']:.1f} MiB, final {result['final_mib']:.1f} MiB, "
+        f"{result['decisions_per_s']:,} decisions/s"
+    )
     verdict = "meets" if result["peak_mib"] <= TARGET_MIB else "MISSES"
     print(f"{verdict} the target: RSS <= {TARGET_MIB:.0f} MiB after the stream")
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import attrs
 import typer
 
+from swarm_planner.cli import checks
 from swarm_planner.core.errors import PlannerError
 
 if TYPE_CHECKING:
@@ -107,13 +108,24 @@ def config_show(
 @app.command("simulate")
 def simulate_cmd(
     out: Path = typer.Option(
-        ..., "--out", help="Kernel repo root to create (must hold no archives)."
+        ...,
+        "--out",
+        callback=checks.folder,
+        help="Kernel repo root to create (must hold no archives).",
     ),
     issues: int = typer.Option(
-        2000, "--issues", min=1, help="Dispatches (runs) to archive, retries included."
+        2000,
+        "--issues",
+        min=1,
+        max=10_000_000,
+        help="Dispatches (runs) to archive, retries included.",
     ),
-    seed: int = typer.Option(0, "--seed", help="World seed: same seed, same root."),
-    weeks: int = typer.Option(8, "--weeks", min=1, help="Weeks of timestamps the runs span."),
+    seed: int = typer.Option(
+        0, "--seed", callback=checks.seed, help="World seed: same seed, same root."
+    ),
+    weeks: int = typer.Option(
+        8, "--weeks", min=1, max=520, help="Weeks of timestamps the runs span (at most 520)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an earlier simulation in OUT."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -133,9 +145,18 @@ def simulate_cmd(
 @app.command("build-dataset")
 def build_dataset_cmd(
     root: Path = typer.Option(..., "--root", help="Kernel repo root to read."),
-    out: Path = typer.Option(..., "--out", help="Folder for dataset.jsonl and meta.json."),
-    n_similar: int = typer.Option(8, "--n-similar", min=0, help="Similar runs per input (N)."),
-    scorer: str = typer.Option("signals", "--scorer", help="Retrieval scorer: signals | field."),
+    out: Path = typer.Option(
+        ..., "--out", callback=checks.folder, help="Folder for dataset.jsonl and meta.json."
+    ),
+    n_similar: int = typer.Option(
+        8, "--n-similar", min=0, max=1024, help="Similar runs per input (N)."
+    ),
+    scorer: str = typer.Option(
+        "signals",
+        "--scorer",
+        callback=checks.choice("signals", "field"),
+        help="Retrieval scorer: signals | field.",
+    ),
     window: int = typer.Option(
         256, "--window", min=0, help="Postings scanned per signal (0 = exact)."
     ),
@@ -188,11 +209,13 @@ def stats_cmd(
 @app.command("check-dataset")
 def check_dataset_cmd(
     folder: Path = typer.Argument(..., help="Dataset folder (dataset.jsonl + meta.json)."),
-    min_examples: int = typer.Option(500, "--min-examples", help="Gate: fewest rows."),
+    min_examples: int = typer.Option(500, "--min-examples", min=0, help="Gate: fewest rows."),
     min_agreement: float = typer.Option(
-        0.8, "--min-agreement", help="Gate: near-duplicate agreement."
+        0.8, "--min-agreement", callback=checks.unit, help="Gate: near-duplicate agreement."
     ),
-    min_entropy: float = typer.Option(1.0, "--min-entropy", help="Gate: label entropy in bits."),
+    min_entropy: float = typer.Option(
+        1.0, "--min-entropy", callback=checks.number(low=0.0), help="Gate: label entropy in bits."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Feasibility gates before training; exits 1 when any gate fails."""
@@ -216,15 +239,26 @@ def check_dataset_cmd(
 @app.command("train")
 def train_cmd(
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (build-dataset output)."),
-    out: Path = typer.Option(..., "--out", help="Bundle folder to write."),
-    model: str = typer.Option("mlp", "--model", help="mlp (four masked heads) or joint."),
-    epochs: int = typer.Option(40, "--epochs", min=1, help="Most epochs (early stopping decides)."),
+    out: Path = typer.Option(..., "--out", callback=checks.folder, help="Bundle folder to write."),
+    model: str = typer.Option(
+        "mlp",
+        "--model",
+        callback=checks.choice("mlp", "joint"),
+        help="mlp (four masked heads) or joint.",
+    ),
+    epochs: int = typer.Option(
+        40, "--epochs", min=1, max=10_000, help="Most epochs (early stopping decides)."
+    ),
     patience: int = typer.Option(4, "--patience", min=1, help="Epochs without improvement."),
-    lr: float = typer.Option(3e-3, "--lr", help="AdamW learning rate."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1),
-    seed: int = typer.Option(0, "--seed", help="Same data and seed, same model."),
+    lr: float = typer.Option(
+        3e-3, "--lr", callback=checks.number(above=0.0, high=10.0), help="AdamW learning rate."
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, max=65_536),
+    seed: int = typer.Option(
+        0, "--seed", callback=checks.seed, help="Same data and seed, same model."
+    ),
     class_weights: bool = typer.Option(False, "--class-weights", help="Balance rare labels."),
-    n_history: int = typer.Option(16, "--n-history", min=0, help="History slots encoded."),
+    n_history: int = typer.Option(16, "--n-history", min=0, max=256, help="History slots encoded."),
     export: bool = typer.Option(
         True, "--export/--no-export", help="Export model.onnx and validate it as the last step."
     ),
@@ -237,8 +271,6 @@ def train_cmd(
     from swarm_planner.plugins.encoders.compositional import CompositionalOptions
     from swarm_planner.plugins.models.training import TrainConfig, train
 
-    if model not in ("mlp", "joint"):
-        raise typer.BadParameter(f"{model!r} is not one of mlp|joint", param_hint="--model")
     config = TrainConfig(
         model=model,  # type: ignore[arg-type]
         max_epochs=epochs,
@@ -284,7 +316,7 @@ def export_cmd(
     bundle: Path = typer.Argument(..., help="A trained bundle folder."),
     dataset: Path = typer.Option(..., "--dataset", help="Dataset whose rows make the probe set."),
     threshold: float = typer.Option(
-        0.6, "--threshold", help="Abstention threshold checked for agreement."
+        0.6, "--threshold", callback=checks.unit, help="Abstention threshold checked for agreement."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print validation.json."),
 ) -> None:
@@ -310,7 +342,7 @@ def plan_cmd(
     ),
     input_file: Path = typer.Option(..., "--input", help="A planner_input.v1 JSON file."),
     threshold: float = typer.Option(
-        0.6, "--threshold", help="Below this confidence the answer abstains."
+        0.6, "--threshold", callback=checks.unit, help="Below this confidence the answer abstains."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the planner_action.v1 JSON."),
 ) -> None:
@@ -352,9 +384,14 @@ def eval_cmd(
         "--config",
         help="A kernel YAML config: its planner.model policy, with its options, is scored too.",
     ),
-    split: str = typer.Option("test", "--split", help="train | val | test | all"),
+    split: str = typer.Option(
+        "test",
+        "--split",
+        callback=checks.choice("train", "val", "test", "all"),
+        help="train | val | test | all",
+    ),
     plots: Path | None = typer.Option(
-        None, "--plots", help="Folder for reliability.png and coverage.png."
+        None, "--plots", callback=checks.folder, help="Folder for reliability.png and coverage.png."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -369,10 +406,6 @@ def eval_cmd(
         policy_specs,
     )
 
-    if split not in ("train", "val", "test", "all"):
-        raise typer.BadParameter(
-            f"{split!r} is not one of train|val|test|all", param_hint="--split"
-        )
     host = _host()
     specs = policy_specs(policy, policy_option)
     if config is not None:
@@ -407,9 +440,14 @@ def ablate_cmd(
         ..., "--dataset", help="A dataset whose meta names its kernel root."
     ),
     n_similar: str = typer.Option("0,1,4,8,16", "--n-similar", help="History sizes to compare."),
-    model: str = typer.Option("mlp", "--model", help="mlp or joint."),
+    model: str = typer.Option(
+        "mlp", "--model", callback=checks.choice("mlp", "joint"), help="mlp or joint."
+    ),
     out: Path | None = typer.Option(
-        None, "--out", help="Where the variants go (default: DATASET/ablate)."
+        None,
+        "--out",
+        callback=checks.folder,
+        help="Where the variants go (default: DATASET/ablate).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -425,15 +463,42 @@ def ablate_cmd(
     typer.echo(json.dumps(table, indent=2) if as_json else render_ablation(table))
 
 
+def _click_error() -> type[Exception]:
+    """click's base error class (typer vendors click in recent versions, imports it in older
+    ones: find it through typer's own BadParameter)."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    raise RuntimeError("typer without click's exceptions")  # pragma: no cover
+
+
 def main() -> None:
-    """Console entry point: a planner error prints as one clear message and exits 2; anything
-    else (a bug of ours or of a plugin) prints one line and exits 1. ``--debug`` (or
-    SWARM_PLANNER_DEBUG=1) adds the traceback. Usage errors are click's: one message, exit 2."""
+    """Console entry point. A usage error prints one line naming the option and exits 2; a
+    planner error prints one clear message and exits 2; anything else (a bug of ours or of a
+    plugin) prints one line and exits 1. ``--debug`` (or SWARM_PLANNER_DEBUG=1) adds the
+    traceback."""
+    click_error = _click_error()
     try:
-        app()
+        code = app(standalone_mode=False)  # click returns the exit code instead of exiting
+    except click_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            command = getattr(getattr(exc, "ctx", None), "command_path", "planner")
+            message = exc.format_message()  # type: ignore[attr-defined]
+            typer.echo(f"error: {message} (see `{command} --help`)", err=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
     except PlannerError as exc:
         _show_traceback()
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a folder we may not write, a disk that is full
+        _show_traceback()
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(2)
     except Exception as exc:  # the last line of defence: no traceback unless asked for
         _show_traceback()
@@ -443,6 +508,7 @@ def main() -> None:
             err=True,
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _show_traceback() -> None:

@@ -297,7 +297,7 @@ def read_run(directory: Path, repairs: RepairLog | None = None) -> ArchivedRun:
             proof = _document(directory, "proof.json", Proof, repairs, required=True)
             if proof is None:
                 raise _SkipRun("missing proof: no proof.json and no cyntra.rollout.v1 rollout.json")
-            if not (directory / "manifest.json").exists():
+            if not os.path.lexists(directory / "manifest.json"):
                 repairs.add("proof.json without manifest.json: job_type code, legacy action")
             summary, source = _from_proof(directory, manifest_or_none, proof, repairs)
             section = manifest_or_none.planner if manifest_or_none else None

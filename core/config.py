@@ -18,7 +18,15 @@ import yaml
 from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.documents import DocumentError, read_yaml
 from swarm_planner.core.errors import ConfigError, ContractError, PluginError
-from swarm_planner.core.jsonconv import json_field, positive, structure, unit_interval, unstructure
+from swarm_planner.core.jsonconv import (
+    RepairLog,
+    json_field,
+    positive,
+    structure,
+    structure_repairing,
+    unit_interval,
+    unstructure,
+)
 from swarm_planner.core.plugins import PluginHost, get_host
 
 Mode = Literal["off", "log", "enforce"]
@@ -159,7 +167,22 @@ def parse_config(
     try:
         config = structure(dict(data), PlannerConfig, source=source, root="planner")
     except ContractError as exc:
-        raise ConfigError(exc.source, exc.problems) from exc
+        # Report every problem at once: the rest of the section is still checked (plugin
+        # names, their options) on what remains once the bad values are set aside.
+        problems = list(exc.problems)
+        dropped = RepairLog()
+        more: list[str] = []
+        try:
+            rest = structure_repairing(
+                dict(data), PlannerConfig, source=source, repairs=dropped, root="planner"
+            )
+            validate(rest, source=source, host=host)
+        except ContractError as later:
+            more = later.problems
+        for line in [*(x for shown in dropped.examples.values() for x in shown), *more]:
+            if line not in problems:
+                problems.append(line)
+        raise ConfigError(source, problems) from exc
     validate(config, source=source, host=host)
     return config
 

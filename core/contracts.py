@@ -17,6 +17,7 @@ import attrs
 from swarm_planner.core import jsonconv, validation
 from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction, minutes_from_timeout
 from swarm_planner.core.canonical import input_hash
+from swarm_planner.core.errors import ContractError
 from swarm_planner.core.jsonconv import (
     converter,
     json_field,
@@ -46,9 +47,11 @@ EXECUTED_PLAN_V1: Literal["cyntra.executed_plan.v1"] = "cyntra.executed_plan.v1"
 RUN_SUMMARY_V1: Literal["cyntra.run_summary.v1"] = "cyntra.run_summary.v1"
 
 
-def _check_rfc3339(value: str | None) -> str | None:
+def _check_rfc3339(value: Any) -> str | None:
     if value is None:
         return None
+    if not isinstance(value, str):
+        return f"expected an RFC3339 timestamp, got {value!r}"
     try:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -342,6 +345,11 @@ def check_input(planner_input: Any, *, source: str = "planner_input") -> Planner
     a contract error, not deep in an encoder or a hash."""
     validation.check_record(planner_input, PlannerInput, source=source)
     checked: PlannerInput = planner_input
+    if not checked.action_space.valid_actions(checked.job_type):
+        raise ContractError(
+            source,
+            [f"action_space: its rules leave no valid action for job_type {checked.job_type!r}"],
+        )
     return checked
 
 

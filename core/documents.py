@@ -568,8 +568,9 @@ def parse_yaml(text: str, source: str, *, limits: ReadLimits | None = None) -> A
     """One YAML document with every check of this module."""
     limits = _limits(limits)
     loader_class = type("_Loader", (_CoreLoader,), {"max_nodes": limits.max_nodes})
-    loader = loader_class(text)
+    loader = None
     try:
+        loader = loader_class(text)  # the reader refuses control characters here
         value = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -581,7 +582,8 @@ def parse_yaml(text: str, source: str, *, limits: ReadLimits | None = None) -> A
             source, f"nested deeper than {limits.max_depth} levels", kind="too deep"
         ) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     check_tree(value, source, max_depth=limits.max_depth)
     return value
 

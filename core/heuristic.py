@@ -74,5 +74,6 @@ class HeuristicRules:
 
     def predict(self, planner_input: PlannerInput) -> ActionDistribution:
         """The rule as a one-hot distribution, so it is evaluated like any learned policy."""
+        chosen = self.decide(planner_input)  # checks the input first
         actions = planner_input.action_space.valid_actions(planner_input.job_type)
-        return ActionDistribution.one_hot(actions, self.decide(planner_input))
+        return ActionDistribution.one_hot(actions, chosen)

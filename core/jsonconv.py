@@ -513,7 +513,12 @@ def structure(data: Any, cls: type[T], *, source: str = "<json>", root: str = ""
 
 
 def structure_repairing(
-    data: Any, cls: type[T], *, source: str = "<json>", repairs: RepairLog | None = None
+    data: Any,
+    cls: type[T],
+    *,
+    source: str = "<json>",
+    repairs: RepairLog | None = None,
+    root: str = "",
 ) -> T:
     """Structure ``data`` into ``cls``, dropping each bad value instead of failing.
 
@@ -535,6 +540,7 @@ def structure_repairing(
             problems = problems_of(exc)
         except RecursionError as exc:
             raise ContractError(source, ["$: nested too deeply"]) from exc
+        shown = [attrs.evolve(p, steps=(root, *p.steps)) if root else p for p in problems]
         if not copied:
             data, copied = copy.deepcopy(data), True
         removals: list[tuple[list[Any], int]] = []
@@ -543,7 +549,7 @@ def structure_repairing(
             stage = tried.get(problem.steps, 0)
             parent = _parent(data, problem.steps)
             if parent is None or stage >= 2:
-                raise ContractError(source, [p.line() for p in problems])
+                raise ContractError(source, [p.line() for p in shown])
             last = problem.steps[-1]
             if isinstance(parent, list) and isinstance(last, int) and last < len(parent):
                 removals.append((parent, last))
@@ -553,21 +559,26 @@ def structure_repairing(
                 else:  # missing and required: null is the last resort
                     parent[last] = None
             else:
-                raise ContractError(source, [p.line() for p in problems])
+                raise ContractError(source, [p.line() for p in shown])
             tried[problem.steps] = stage + 1
             progressed = True
             if stage > 0:  # the same value, already counted
                 continue
             where = ".".join("[]" if isinstance(s, int) else s for s in problem.steps)
             kind = f"bad value dropped: {source} {where.replace('.[]', '[]')}"
+            line = (
+                attrs.evolve(problem, steps=(root, *problem.steps)).line()
+                if root
+                else problem.line()
+            )
             if repairs is not None:
-                repairs.add(kind, problem.line())
+                repairs.add(kind, line)
             else:
-                note_repair(kind, problem.line())
+                note_repair(kind, line)
         for parent, index in sorted(removals, key=lambda r: -r[1]):
             del parent[index]
         if not progressed:
-            raise ContractError(source, [p.line() for p in problems])
+            raise ContractError(source, [p.line() for p in shown])
 
 
 def _parent(data: Any, steps: tuple[Step, ...]) -> Any:

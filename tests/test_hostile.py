@@ -1,0 +1,423 @@
+"""Hostile input: no traceback, no hang, no memory blow-up, no stale answer.
+
+Each case is one a hostile (or unlucky) user met: the CLI answers with one error line naming the
+file or option and exits 2; an archive build skips and counts the bad file and goes on; the
+kernel path raises a ContractError before any model work. Cases that could hang or eat memory
+run in a subprocess with a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from kernel_fixtures import manifest, proof, write_run
+
+from swarm_planner.core.archives import read_root
+from swarm_planner.core.config import load_config
+from swarm_planner.core.contracts import (
+    Gate,
+    History,
+    Issue,
+    Outcome,
+    PlannerInput,
+    RunSummary,
+    SystemState,
+    load,
+)
+from swarm_planner.core.errors import ConfigError, ContractError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BUNDLE = FIXTURES / "tiny-bundle"
+TINY_INPUT = FIXTURES / "tiny_planner_input.json"
+
+
+def _main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    from swarm_planner.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["planner", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return int(info.value.code or 0), capsys.readouterr().err
+
+
+def _planner(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("planner")
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    first = err.strip().splitlines()[0]
+    assert first.startswith("error: "), err
+    return first
+
+
+# -- reading files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"issue": "\xff\xfe"}', "not UTF-8: byte 0xff at offset 11 (line 1)"),
+        ('{"a": "café"}'.encode("latin-1"), "not UTF-8: byte 0xe9 at offset 10"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested 200000 levels deep; the limit is 64"),
+        (b'{"a": ' + b"9" * 6000 + b"}", "a: a 6000-digit integer is beyond the 64-bit range"),
+        (b'{"a": 1, "a": 2}', "a: key given more than once"),
+        (b'{"a": NaN}', "a: NaN is not a finite number"),
+        (b'{"tags": ["\\ud800"]}', r"tags[0]: holds a lone UTF-16 surrogate"),
+    ],
+)
+def test_plan_refuses_a_hostile_input_file_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    problem: str,
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    code, err = _main(monkeypatch, capsys, "plan", "--bundle", str(BUNDLE), "--input", str(path))
+    assert code == 2
+    line = _one_error_line(err)
+    assert str(path) in line and problem in line
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("kind", ["device", "symlink to a device", "fifo"])
+def test_files_that_never_end_are_refused_at_once(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "input.json"
+    if kind == "device":
+        path = Path("/dev/zero")
+    elif kind == "symlink to a device":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)
+    for args in (
+        ("plan", "--bundle", str(BUNDLE), "--input", str(path)),
+        ("config", "show", "--config", str(path)),
+    ):
+        done = _planner(*args, timeout=30)
+        assert done.returncode == 2
+        _one_error_line(done.stderr)
+        assert "not a regular file" in done.stderr
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        bomb.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    text = "\n".join(bomb) + "\nplanner:\n  flags: {enabled_job_types: *a8}\n"
+    path = tmp_path / "kernel.yaml"
+    path.write_text(text)
+    done = _planner("config", "show", "--config", str(path), timeout=30)
+    assert done.returncode == 2
+    _one_error_line(done.stderr)
+    assert "aliases expand it beyond" in done.stderr
+
+
+def test_duplicate_keys_in_yaml_are_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text("planner:\n  mode: log\n  mode: enforce\n")
+    with pytest.raises(ConfigError, match=r"line 3, column 3: .*the key 'mode' is given more"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("mode", ["off", "log", "enforce"])
+def test_the_modes_are_read_as_written_in_yaml(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text(f"planner:\n  mode: {mode}\n")
+    assert load_config(path).mode == mode
+
+
+def test_yaml_words_that_were_booleans_are_text_where_a_field_takes_text(tmp_path: Path) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text("planner:\n  mode: on\n  flags: {enabled_job_types: [yes, no, code]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == ["planner.mode: 'on' is not one of off|log|enforce"]
+    path.write_text("planner:\n  flags: {enabled_job_types: [yes, no, code]}\n")
+    assert load_config(path).flags.enabled_job_types == ("yes", "no", "code")
+
+
+def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text("planner:\n  model: {type: onxx}\n  safety: {extra: 1, max_minutes_cap: 0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = "\n".join(info.value.problems)
+    assert "planner.safety.extra: unknown key" in problems
+    assert "planner.safety.max_minutes_cap: 0 is below 1" in problems
+    assert "planner.model.type: no policy named 'onxx'" in problems
+
+
+# -- archives: one bad file is one counted skip ------------------------------------------------------
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    (tmp_path / ".cyntra" / "archives").mkdir(parents=True)
+    write_run(tmp_path, "good", {"manifest.json": manifest(), "proof.json": proof()})
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("proof_text", "kind"),
+    [
+        ('{"status": "success", "metadata": {"cost_usd": NaN}}', "bad value"),
+        ('{"status": "success", "metadata": {"cost_usd": Infinity}}', "bad value"),
+        ('{"status": "success", "x": ' + "[" * 5000 + "]" * 5000 + "}", "too deep"),
+        ('{"status": "success", "metadata": {"tokens_used": ' + "7" * 6000 + "}}", "bad value"),
+        ('{"status": "success", "workcell_id": "\\udc80"}', "bad value"),
+    ],
+)
+def test_a_proof_no_document_may_hold_is_one_counted_skip(
+    root: Path, proof_text: str, kind: str
+) -> None:
+    write_run(root, "bad", {"manifest.json": manifest(), "proof.json": proof_text})
+    kernel = read_root(root)
+    assert [r.summary.run_id for r in kernel.runs] == ["wc-proof"]
+    (skip,) = kernel.report.skipped
+    assert Path(skip.path).name == "bad" and skip.kind == kind
+
+
+def test_a_negative_duration_is_dropped_and_the_run_kept(root: Path) -> None:
+    bad = proof(workcell_id="neg")
+    bad["metadata"]["duration_ms"] = -5
+    write_run(root, "neg", {"manifest.json": manifest(), "proof.json": bad})
+    kernel = read_root(root)
+    runs = {r.summary.run_id: r.summary for r in kernel.runs}
+    assert runs["neg"].runtime.duration_ms is None
+    assert kernel.report.repairs.counts["bad value dropped: proof.json metadata.duration_ms"] == 1
+
+
+def test_an_issue_line_with_invalid_utf8_skips_that_line_only(root: Path) -> None:
+    beads = root / ".beads"
+    beads.mkdir()
+    good = json.dumps({"id": "1", "dk_risk": "low"}).encode()
+    bad = b'{"id": "2", "title": "\xff"}'
+    (beads / "issues.jsonl").write_bytes(good + b"\n" + bad + b"\n" + good.replace(b'"1"', b'"3"'))
+    kernel = read_root(root)
+    assert sorted(kernel.issues) == ["1", "3"]
+    (skip,) = kernel.report.skipped
+    assert skip.path.endswith("issues.jsonl:2") and skip.reason.startswith("not UTF-8:")
+
+
+def test_a_manifest_symlink_loop_is_reported_as_such(root: Path) -> None:
+    folder = write_run(root, "loop", {"proof.json": proof(workcell_id="loop")})
+    (folder / "manifest.json").symlink_to(folder / "manifest.json")
+    kernel = read_root(root)
+    assert "loop" in {r.summary.run_id for r in kernel.runs}
+    assert kernel.report.repairs.counts["manifest.json ignored: unreadable"] == 1
+    assert "proof.json without manifest.json: job_type code, legacy action" not in (
+        kernel.report.repairs.counts
+    )
+
+
+def test_a_fifo_or_a_device_in_an_archive_never_hangs_the_build(root: Path) -> None:
+    fifo = write_run(root, "fifo", {"proof.json": proof(workcell_id="fifo")})
+    os.mkfifo(fifo / "manifest.json")
+    if Path("/dev/zero").exists():
+        device = write_run(root, "zero", {"manifest.json": manifest()})
+        (device / "proof.json").symlink_to("/dev/zero")
+    done = _planner("build-dataset", "--root", str(root), "--out", str(root / "ds"), "-q", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["read_report"]
+    assert report["repairs"]["manifest.json ignored: unreadable"] == 1
+    if Path("/dev/zero").exists():
+        assert report["skip_counts"] == {"unreadable file": 1}
+
+
+# -- the kernel path: one error type, before any model work -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def planner_input() -> PlannerInput:
+    return load(json.loads(TINY_INPUT.read_text()), PlannerInput)
+
+
+@pytest.fixture(scope="module")
+def onnx_policy() -> Any:
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    return OnnxPolicy(BUNDLE)
+
+
+def _with_run(planner_input: PlannerInput, **changes: Any) -> PlannerInput:
+    run = planner_input.history.last_n_similar_runs[0]
+    return attrs.evolve(planner_input, history=History((attrs.evolve(run, **changes),)))
+
+
+def _cases(x: PlannerInput) -> dict[str, PlannerInput]:
+    run = x.history.last_n_similar_runs[0]
+    return {
+        "nan health": attrs.evolve(
+            x, system_state=SystemState(toolchain_health={"claude": math.nan})
+        ),
+        "infinite cost": _with_run(x, cost_usd_est=math.inf),
+        "nan gate score": _with_run(
+            x, outcome=Outcome("failed", (), (Gate("pytest", False, math.nan),))
+        ),
+        "surrogate tag": attrs.evolve(x, issue=attrs.evolve(x.issue, tags=("\ud800",))),
+        "surrogate job type": attrs.evolve(x, job_type="code\udfff"),
+        "tags None": attrs.evolve(x, issue=attrs.evolve(x.issue, tags=None)),  # type: ignore[arg-type]
+        "history None": attrs.evolve(x, history=None),  # type: ignore[arg-type]
+        "started_ms text": _with_run(x, started_ms="yesterday"),
+        "huge started_ms": _with_run(x, started_ms=10**30),
+        "run not a record": attrs.evolve(x, history=History(({"run_id": "x"},))),  # type: ignore[arg-type]
+        "bool attempts": attrs.evolve(x, issue=attrs.evolve(x.issue, dk_attempts=True)),
+        "issue None": attrs.evolve(x, issue=None),  # type: ignore[arg-type]
+        "gate list of text": _with_run(x, outcome=Outcome("failed", (), ("pytest",))),  # type: ignore[arg-type]
+        "run as base": _with_run(x, runtime=None),  # type: ignore[arg-type]
+        "issue id number": attrs.evolve(x, issue=attrs.evolve(x.issue, issue_id=7)),  # type: ignore[arg-type]
+        "unknown status": _with_run(x, outcome=attrs.evolve(run.outcome, status="crashed")),  # type: ignore[arg-type]
+    }
+
+
+CASES = list(_cases(load(json.loads(TINY_INPUT.read_text()), PlannerInput)))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_record_built_in_code_is_a_contract_error_everywhere(
+    planner_input: PlannerInput, onnx_policy: Any, case: str
+) -> None:
+    from swarm_planner.core.heuristic import HeuristicRules
+
+    bad = _cases(planner_input)[case]
+    for decide in (onnx_policy.decide, onnx_policy.predict, HeuristicRules().predict):
+        with pytest.raises(ContractError):
+            decide(bad)
+    with pytest.raises(ContractError):
+        onnx_policy.decide_batch([planner_input, bad])
+
+
+def test_records_built_in_code_that_are_fine_still_decide(
+    planner_input: PlannerInput, onnx_policy: Any
+) -> None:
+    rebuilt = attrs.evolve(
+        planner_input,
+        issue=Issue(planner_input.issue.issue_id, tags=["api", "auth"]),  # a list is an array
+        history=History(
+            tuple(
+                RunSummary(**attrs.asdict(r, recurse=False))
+                for r in planner_input.history.last_n_similar_runs
+            )
+        ),
+    )
+    assert onnx_policy.decide(rebuilt).action is not None
+    assert len(rebuilt.input_hash()) == 64
+
+
+# -- arguments: one line naming the option, exit 2 ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["train", "--dataset", "d", "--out", "o", "--lr", "nan"], "--lr"),
+        (["train", "--dataset", "d", "--out", "o", "--lr", "-1"], "--lr"),
+        (["train", "--dataset", "d", "--out", "o", "--seed", "-1"], "--seed"),
+        (["train", "--dataset", "d", "--out", "o", "--seed", "1" * 20], "--seed"),
+        (["train", "--dataset", "d", "--out", "o", "--model", "cnn"], "--model"),
+        (["ablate", "--dataset", "d", "--n-similar", "a,b"], "--n-similar"),
+        (["ablate", "--dataset", "d", "--n-similar", "-1"], "--n-similar"),
+        (["ablate", "--dataset", "d", "--n-similar", ","], "--n-similar"),
+        (["ablate", "--dataset", "d", "--model", "cnn"], "--model"),
+        (["build-dataset", "--root", "r", "--out", "o", "--scorer", "bogus"], "--scorer"),
+        (["simulate", "--out", "o", "--weeks", "100000000"], "--weeks"),
+        (["plan", "--bundle", "b", "--input", "i", "--threshold", "nan"], "--threshold"),
+        (["export", "b", "--dataset", "d", "--threshold", "2"], "--threshold"),
+        (["eval", "--dataset", "d", "--policy", "heuristic", "--split", "dev"], "--split"),
+        (["check-dataset", "d", "--min-agreement", "nan"], "--min-agreement"),
+    ],
+)
+def test_a_bad_argument_is_one_line_naming_the_option(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    option: str,
+) -> None:
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code == 2
+    line = _one_error_line(err)
+    assert option in line and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--dataset", "d", "--out"],
+        ["build-dataset", "--root", "r", "--out"],
+        ["simulate", "--out"],
+        ["eval", "--dataset", "d", "--policy", "heuristic", "--plots"],
+        ["ablate", "--dataset", "d", "--out"],
+    ],
+)
+def test_an_output_folder_that_is_a_file_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    code, err = _main(monkeypatch, capsys, *command, str(file))
+    assert code == 2
+    assert "is a file; give a folder to write into" in _one_error_line(err)
+
+
+def test_simulating_into_an_existing_root_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("simulate", "--out", str(tmp_path / "root"), "--issues", "5", "-q")
+    assert _main(monkeypatch, capsys, *args)[0] == 0
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code == 2
+    assert "already holds archives" in _one_error_line(err)
+
+
+def test_a_policy_path_that_does_not_exist_is_named_as_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _main(
+        monkeypatch, capsys, "eval", "--dataset", str(tmp_path), "--policy", "/no/such/dir"
+    )
+    assert code == 2
+    assert "no bundle folder at /no/such/dir" in _one_error_line(err)
+
+
+def test_a_folder_that_cannot_be_written_is_one_error_line(
+    sim_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from swarm_planner.core import dataset
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise PermissionError(13, "Permission denied", "/read-only/ds")
+
+    monkeypatch.setattr(dataset, "build_dataset", refuse)
+    code, err = _main(
+        monkeypatch,
+        capsys,
+        "build-dataset",
+        "--root",
+        str(sim_root),
+        "--out",
+        "/read-only/ds",
+        "-q",
+    )
+    assert code == 2
+    assert _one_error_line(err) == "error: /read-only/ds: Permission denied"

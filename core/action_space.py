@@ -312,6 +312,11 @@ def default_validity_rules() -> tuple[ValidityRule, ...]:
     )
 
 
+MAX_ACTIONS = 100_000
+"""Most action tuples a space may have (the default has 240)."""
+MAX_RULES = 1_000
+"""Most validity rules a space may have."""
+
 DEFAULT_SWARM_IDS: tuple[str, ...] = ("serial_handoff", "speculate_vote")
 DEFAULT_CANDIDATES_BINS: tuple[Bin, ...] = (1, 2, 3, NA)
 DEFAULT_MINUTES_BINS: tuple[Bin, ...] = (15, 30, 45, 60, 120, NA)
@@ -362,6 +367,26 @@ class ActionSpace:
         converter=field_converter("max_iterations_bins", _canonical_bins),
     )
     validity_rules: tuple[ValidityRule, ...] = json_field(factory=default_validity_rules)
+
+    def __attrs_post_init__(self) -> None:
+        # Every mask and distribution is as wide as the tuples: a space too big to hold is
+        # refused when it is built, not when the first decision enumerates it.
+        size = (
+            len(self.swarm_ids)
+            * len(self.max_candidates_bins)
+            * len(self.max_minutes_bins)
+            * len(self.max_iterations_bins)
+        )
+        if size > MAX_ACTIONS:
+            raise FieldProblem(
+                "swarm_ids",
+                f"the bins make {size:,} action tuples; at most {MAX_ACTIONS:,} are allowed",
+            )
+        if len(self.validity_rules) > MAX_RULES:
+            raise FieldProblem(
+                "validity_rules",
+                f"{len(self.validity_rules):,} rules; at most {MAX_RULES:,} are allowed",
+            )
 
     def head_bins(self, head: str) -> tuple[Bin | str, ...]:
         return {

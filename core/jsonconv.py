@@ -115,6 +115,13 @@ positive = validator(lambda v: f"{v!r} is below 1" if v is not None and v < 1 el
 """At least 1 (``None`` passes: nullable fields)."""
 non_negative = validator(lambda v: f"{v!r} is negative" if v is not None and v < 0 else None)
 """At least 0 (``None`` passes)."""
+
+
+def at_most(limit: float) -> Callable[[Any, Any, Any], None]:
+    """At most ``limit`` (``None`` passes)."""
+    return validator(lambda v: f"{v!r} is above {limit}" if v is not None and v > limit else None)
+
+
 unit_interval = validator(
     lambda v: f"{v!r} is not within [0, 1]" if v is not None and not 0.0 <= v <= 1.0 else None
 )

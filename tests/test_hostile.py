@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -421,3 +422,27 @@ def test_a_folder_that_cannot_be_written_is_one_error_line(
     )
     assert code == 2
     assert _one_error_line(err) == "error: /read-only/ds: Permission denied"
+
+
+def test_an_action_space_too_big_to_hold_is_refused_when_read() -> None:
+    document = json.loads(TINY_INPUT.read_text())
+    document["action_space"]["swarm_ids"] = [f"swarm-{i}" for i in range(10_000)]
+    with pytest.raises(ContractError, match=r"action_space.swarm_ids: the bins make 1,200,000"):
+        load(document, PlannerInput)
+
+
+def test_a_hand_sealed_bundle_asking_for_a_huge_encoder_is_refused_quickly(tmp_path: Path) -> None:
+    from swarm_planner.core.bundle import BundleError, caller_metadata, open_bundle, seal
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, copy)
+    metadata = open_bundle(copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["encoder"]["options"]["n_history"] = 10**9
+    (copy / "config.json").write_text(json.dumps(config))
+    seal(copy, caller_metadata(metadata))
+    with pytest.raises(
+        BundleError, match=r"encoder.options: 1 problem\(s\)\n  n_history: 1000000000 is above 256"
+    ):
+        OnnxPolicy(copy)

@@ -41,7 +41,7 @@ from swarm_planner.core.contracts import (
 )
 from swarm_planner.core.history import RECENCY_EDGES_MS, failure_signals
 from swarm_planner.core.hookspecs import Register
-from swarm_planner.core.jsonconv import json_field, non_negative, positive
+from swarm_planner.core.jsonconv import at_most, json_field, non_negative, positive
 from swarm_planner.core.protocols import FeatureBatch, Features
 from swarm_planner.core.recording import ms_from_rfc3339
 
@@ -70,13 +70,19 @@ _TIME_MEMO_SIZE = 4_096
 """Parsed ``created_at`` texts remembered."""
 
 
+MAX_HISTORY = 256
+"""History slots an encoder may have (each slot is a block of closed ids)."""
+MAX_BUCKETS = 1 << 22
+"""Hashed buckets per region (the embedding has a row per id)."""
+
+
 @attrs.frozen
 class CompositionalOptions:
     """The encoder's config; stored in every bundle and used again at inference."""
 
-    n_history: int = json_field(default=16, validator=non_negative)
-    pair_buckets: int = json_field(default=4096, validator=positive)
-    value_buckets: int = json_field(default=2048, validator=positive)
+    n_history: int = json_field(default=16, validator=[non_negative, at_most(MAX_HISTORY)])
+    pair_buckets: int = json_field(default=4096, validator=[positive, at_most(MAX_BUCKETS)])
+    value_buckets: int = json_field(default=2048, validator=[positive, at_most(MAX_BUCKETS)])
     version: int = ENCODER_VERSION
 
 

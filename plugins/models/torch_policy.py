@@ -53,11 +53,13 @@ def load_encoder(bundle: ServedBundle) -> CompositionalEncoder:
     source = str(bundle.path / "config.json")
     if encoder.name != "compositional":
         raise BundleError(f"{source}: encoder.name {encoder.name!r} is not 'compositional'")
-    options = load(encoder.options, CompositionalOptions, source=source)
     try:
+        options = load(encoder.options, CompositionalOptions, source=f"{source}: encoder.options")
         return CompositionalEncoder(options)
-    except ValueError as exc:
-        raise BundleError(f"{source}: {exc}") from exc
+    except ValueError as exc:  # a ContractError, or an encoder version we do not know
+        raise BundleError(
+            str(exc) if isinstance(exc, ContractError) else f"{source}: {exc}"
+        ) from exc
 
 
 class TorchPolicy:

@@ -68,21 +68,21 @@ _hour = validator(
 # -- run_summary.v1 ---------------------------------------------------------------------------
 
 
-@attrs.frozen(cache_hash=True)
+@attrs.frozen
 class Gate:
     name: str
     passed: bool
     score: float | None = None
 
 
-@attrs.frozen(cache_hash=True)
+@attrs.frozen
 class Outcome:
     status: Status
     fail_codes: tuple[str, ...] = ()
     gates: tuple[Gate, ...] = ()
 
 
-@attrs.frozen(cache_hash=True)
+@attrs.frozen
 class ActionExecuted:
     """What ran, in raw numbers (``None`` = unknown or uncapped)."""
 
@@ -92,7 +92,7 @@ class ActionExecuted:
     max_iterations: int | None = None
 
 
-@attrs.frozen(cache_hash=True)
+@attrs.frozen
 class Runtime:
     duration_ms: int | None = json_field(default=None, validator=non_negative)
 

@@ -262,11 +262,21 @@ def _signature(run: RunSummary) -> _Signature:
 
 
 def _run_key(run: RunSummary) -> tuple[Any, ...]:
-    """What a run's memoised outputs depend on: the run (id and start) and everything its
-    signature reads. A run seen again with another outcome (it was in flight, now it finished)
-    is another key, never the outputs of its first sighting. The parts are frozen records with
-    cached hashes, so the key costs a tuple."""
-    return (run.run_id, run.started_ms, run.outcome, run.runtime, run.action_executed)
+    """Everything a history run's memoised outputs depend on, and nothing else: the values its
+    signature is computed from. Keyed by content, a run seen again with another outcome (it was
+    in flight, now it finished) is another key, never the outputs of its first sighting; and
+    runs that look alike share one entry. Primitives and tuples of text only: hashing the
+    records themselves cost more than the rest of a decision's memo lookups."""
+    outcome, action = run.outcome, run.action_executed
+    return (
+        outcome.status,
+        run.runtime.duration_ms,
+        action.swarm_id,
+        action.max_candidates,
+        action.max_minutes,
+        outcome.fail_codes,
+        tuple([g.name for g in outcome.gates if not g.passed]) if outcome.gates else (),
+    )
 
 
 class _RunMemo:

@@ -135,7 +135,11 @@ Condition = tuple[str, Constraint]
 """A field name and what it must satisfy."""
 
 
-@attrs.frozen
+def _conditions_key(conditions: tuple[Condition, ...]) -> tuple[Any, ...]:
+    return tuple((field, c.op, type(c.value).__name__, c.value) for field, c in conditions)
+
+
+@attrs.frozen(eq=False)
 class ValidityRule:
     """``if`` every condition holds, ``then`` every constraint must hold.
 
@@ -155,6 +159,23 @@ class ValidityRule:
     then: tuple[Condition, ...]
     id: str | None = None
     description: str | None = None
+    key: tuple[Any, ...] = attrs.field(init=False, repr=False, default=())
+    """Everything the rule is, as plain values: equality and hashing compare it (an action space
+    is compared on every decision whose input brings its own copy; comparing records field by
+    field cost more than the decision's model run)."""
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "key",
+            (_conditions_key(self.when), _conditions_key(self.then), self.id, self.description),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ValidityRule) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
     def applies(self, context: Mapping[str, Bin | str]) -> bool:
         return all(c.holds(context.get(field)) for field, c in self.when)

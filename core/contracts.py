@@ -345,12 +345,16 @@ def check_input(planner_input: Any, *, source: str = "planner_input") -> Planner
     a contract error, not deep in an encoder or a hash."""
     validation.check_record(planner_input, PlannerInput, source=source)
     checked: PlannerInput = planner_input
-    if not checked.action_space.valid_actions(checked.job_type):
-        raise ContractError(
-            source,
-            [f"action_space: its rules leave no valid action for job_type {checked.job_type!r}"],
-        )
     return checked
+
+
+def no_valid_action(planner_input: PlannerInput, *, source: str = "planner_input") -> ContractError:
+    """The error for an input whose action space allows no action for its job type (a policy
+    finds it when it takes the job type's mask or valid actions)."""
+    return ContractError(
+        source,
+        [f"action_space: its rules leave no valid action for job_type {planner_input.job_type!r}"],
+    )
 
 
 def dump(record: Any) -> Any:
@@ -381,5 +385,6 @@ __all__ = [
     "domain_of",
     "dump",
     "load",
+    "no_valid_action",
     "repair_issue_fields",
 ]

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.bundle import BundleError, load_served
-from swarm_planner.core.contracts import PlannerInput, check_input
+from swarm_planner.core.contracts import PlannerInput, check_input, no_valid_action
 from swarm_planner.core.errors import InferenceError
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import ActionDistribution, FeatureBatch, Features
@@ -42,8 +42,35 @@ _CHUNK = 128
 _MASK_MEMO_SIZE = 256
 """Job types whose masks are kept (a mask is the one object per job type the buffers compare)."""
 
+_NOTHING_VALID = np.zeros(0, dtype=bool)
+"""Stands for the mask of a job type the rules allow nothing for."""
+
 _MASS_TOLERANCE = 1e-3
 """How far from 1 a float32 answer's probabilities may sum."""
+
+
+def _check_answers(
+    probs: npt.NDArray[np.float32],
+    action: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float32],
+    masks: npt.NDArray[np.bool_],
+    path: Path,
+) -> None:
+    """:func:`_check_answer` for a batch, in a few array operations."""
+    totals = probs.sum(axis=1, dtype=np.float64)
+    inside = (action >= 0) & (action < masks.shape[1])
+    chosen_valid = np.zeros(len(action), dtype=bool)
+    chosen_valid[inside] = masks[np.flatnonzero(inside), action[inside]]
+    good = (
+        np.isfinite(totals)
+        & (np.abs(totals - 1.0) <= _MASS_TOLERANCE)
+        & chosen_valid
+        & np.isfinite(confidence)
+        & (probs.min(axis=1) >= 0.0)
+    )
+    if not good.all():
+        row = int(np.flatnonzero(~good)[0])
+        _check_answer(probs[row], int(action[row]), float(confidence[row]), masks[row], path)
 
 
 def _check_answer(
@@ -235,10 +262,7 @@ class OnnxPolicy:
             raise InferenceError(
                 f"{self.path}: the model failed: {type(exc).__name__}: {exc}"
             ) from exc
-        for row in range(len(batch)):
-            _check_answer(
-                probs[row], int(action[row]), float(confidence[row]), batch.mask[row], self.path
-            )
+        _check_answers(probs, action, confidence, batch.mask, self.path)
         return probs, action, confidence
 
     def _run_one(self, features: Features) -> tuple[Any, int, float]:
@@ -277,7 +301,10 @@ class OnnxPolicy:
         ContractError (before any model work); a model that fails or answers something that is
         not a distribution over the valid actions is an InferenceError."""
         self._check(planner_input)
-        features = self.encoder.encode(planner_input, mask=self._mask(planner_input.job_type))
+        mask = self._mask(planner_input.job_type)
+        if mask is _NOTHING_VALID:
+            raise no_valid_action(planner_input)
+        features = self.encoder.encode(planner_input, mask=mask)
         probs, action, confidence = self._run_one(features)
         return Decision(self.actions[action], confidence, probs, features.mask)
 
@@ -288,7 +315,10 @@ class OnnxPolicy:
         if mask is None:
             if len(self._masks) >= _MASK_MEMO_SIZE:
                 self._masks.clear()
-            mask = self._masks[job_type] = self.space.job_mask(job_type)
+            mask = self.space.job_mask(job_type)
+            if not mask.any():
+                mask = _NOTHING_VALID
+            self._masks[job_type] = mask
         return mask
 
     def decide_batch(self, inputs: Sequence[PlannerInput]) -> list[Decision]:
@@ -297,6 +327,8 @@ class OnnxPolicy:
         costs more per input)."""
         for planner_input in inputs:
             self._check(planner_input)
+            if self._mask(planner_input.job_type) is _NOTHING_VALID:
+                raise no_valid_action(planner_input)
         out: list[Decision] = []
         actions = self.actions
         for start in range(0, len(inputs), _CHUNK):

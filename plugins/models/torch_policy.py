@@ -17,7 +17,7 @@ import numpy as np
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import HEADS, ActionSpace
 from swarm_planner.core.bundle import BundleError, ServedBundle, load_served
-from swarm_planner.core.contracts import PlannerInput, check_input, load
+from swarm_planner.core.contracts import PlannerInput, check_input, load, no_valid_action
 from swarm_planner.core.errors import ContractError
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.metrics import head_index
@@ -118,6 +118,8 @@ class TorchPolicy:
         check_input(planner_input)
         check_space(planner_input, self.space, self.path)
         features = self.encoder.encode(planner_input)
+        if not features.mask.any():
+            raise no_valid_action(planner_input)
         probs = self.probs(FeatureBatch.stack([features]))[0]
         valid = features.mask
         actions = tuple(a for a, ok in zip(self.space.all_actions(), valid, strict=True) if ok)

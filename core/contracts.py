@@ -118,6 +118,30 @@ class RunSummary:
     """Fab-world runs of the field's kernel also name their universe, world and objective."""
     world_id: str | None = json_field(optional=True)
     objective_id: str | None = json_field(optional=True)
+    outcome_key: tuple[Any, ...] | None = attrs.field(
+        init=False, eq=False, repr=False, default=None
+    )
+    """What the run ran and how it ended, as plain values (status, duration, swarm, candidates,
+    minutes, fail codes, failing gates): computed once, when the record is built, since every
+    decision whose history shows the run reads it (the encoder's memo keys on it). Not JSON."""
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            outcome, action = self.outcome, self.action_executed
+            gates = outcome.gates
+            key: tuple[Any, ...] | None = (
+                outcome.status,
+                self.runtime.duration_ms,
+                action.swarm_id,
+                action.max_candidates,
+                action.max_minutes,
+                tuple(outcome.fail_codes),
+                tuple([g.name for g in gates if not g.passed]) if gates else (),
+            )
+            hash(key)
+        except (AttributeError, TypeError):  # a record built with wrong types: the check says
+            key = None
+        object.__setattr__(self, "outcome_key", key)
 
 
 def domain_of(job_type: str, tags: tuple[str, ...] | list[str] | None) -> str:

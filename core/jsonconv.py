@@ -393,6 +393,9 @@ def open_record(cls: type[T]) -> type[T]:
 def _overrides(cls: type, *, structuring: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in attrs.fields(cls):
+        if not field.init:  # derived from the other fields: never JSON
+            out[field.name] = override(omit=True)
+            continue
         rename = field.metadata.get("json_name")
         optional = bool(field.metadata.get("optional"))
         hook = field.metadata.get("structure") if structuring else None

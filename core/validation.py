@@ -209,7 +209,7 @@ def _instance(cls: type) -> Check:
 
 def _record(cls: type) -> Check:
     hints = typing.get_type_hints(cls)
-    fields = [(f.name, json_key(f), checker(hints[f.name])) for f in attrs.fields(cls)]
+    fields = [(f.name, json_key(f), checker(hints[f.name])) for f in attrs.fields(cls) if f.init]
 
     def check(value: Any, path: str, problems: Problems) -> None:
         if not isinstance(value, cls):
@@ -324,7 +324,7 @@ def _fast_record(cls: type) -> Fast:
     hints = typing.get_type_hints(cls)
     names: dict[str, Any] = {**_HELPERS, "_cls": cls}
     tests = []
-    for i, field in enumerate(attrs.fields(cls)):
+    for i, field in enumerate(f for f in attrs.fields(cls) if f.init):
         var = f"x{i}"
         tests.append(
             f"    {var} = v.{field.name}\n    if not {_expression(hints[field.name], var, names)}:"
@@ -356,20 +356,34 @@ def check_by_value(cls: type) -> None:
     _FAST.pop(cls, None)
 
 
-_CHECKED: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+_CHECKED: dict[int, weakref.ref[Any]] = {}
+"""Records the converter built or a check passed, by identity (a weak reference each, removed
+when the record dies; a plain dict: WeakValueDictionary's lookups are Python code)."""
 
 
 def remember_valid(record: Any) -> None:
     """Note that ``record`` was just built and checked by the converter (identity only)."""
+    key = id(record)
     with contextlib.suppress(TypeError):  # a record without weak references is walked each time
-        _CHECKED[id(record)] = record
+        _CHECKED[key] = weakref.ref(record, lambda _, key=key: _forget(key))
+
+
+def _forget(key: int) -> None:
+    ref = _CHECKED.get(key)
+    if ref is not None and ref() is None:
+        del _CHECKED[key]
+
+
+def _known(record: Any) -> bool:
+    ref = _CHECKED.get(id(record))
+    return ref is not None and ref() is record
 
 
 def check_record(record: Any, cls: type, *, source: str = "record") -> None:
     """Raise a :class:`ContractError` naming every value of ``record`` that ``cls`` does not
     allow. A record the converter built (and nobody could change since: records are frozen)
     is not walked again."""
-    if _CHECKED.get(id(record)) is record:
+    if _known(record):
         return
     problems: Problems = []
     try:

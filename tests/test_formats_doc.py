@@ -50,7 +50,7 @@ def _json_keys(path: str) -> list[str]:
         return JSON_SHAPES[path]
     module, _, name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    return [json_key(f) for f in attrs.fields(cls)]
+    return [json_key(f) for f in attrs.fields(cls) if f.init]
 
 
 SECTIONS = _sections()

@@ -311,7 +311,7 @@ def test_records_built_in_code_that_are_fine_still_decide(
         issue=Issue(planner_input.issue.issue_id, tags=["api", "auth"]),  # a list is an array
         history=History(
             tuple(
-                RunSummary(**attrs.asdict(r, recurse=False))
+                RunSummary(**attrs.asdict(r, recurse=False, filter=lambda a, _: a.init))
                 for r in planner_input.history.last_n_similar_runs
             )
         ),

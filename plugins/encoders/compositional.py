@@ -261,24 +261,6 @@ def _signature(run: RunSummary) -> _Signature:
     )
 
 
-def _run_key(run: RunSummary) -> tuple[Any, ...]:
-    """Everything a history run's memoised outputs depend on, and nothing else: the values its
-    signature is computed from. Keyed by content, a run seen again with another outcome (it was
-    in flight, now it finished) is another key, never the outputs of its first sighting; and
-    runs that look alike share one entry. Primitives and tuples of text only: hashing the
-    records themselves cost more than the rest of a decision's memo lookups."""
-    outcome, action = run.outcome, run.action_executed
-    return (
-        outcome.status,
-        run.runtime.duration_ms,
-        action.swarm_id,
-        action.max_candidates,
-        action.max_minutes,
-        outcome.fail_codes,
-        tuple([g.name for g in outcome.gates if not g.passed]) if outcome.gates else (),
-    )
-
-
 class _RunMemo:
     """History runs → their outputs per slot, in two bounded levels.
 
@@ -308,7 +290,7 @@ class _RunMemo:
             self.parts.append([None] * self.n_slots)
         if len(self.runs) >= _RUNS_MEMO_SIZE:
             self.runs.clear()
-        known = self.runs[_run_key(run)] = (number, signature[0] != "success")
+        known = self.runs[run.outcome_key] = (number, signature[0] != "success")
         return known
 
     def clear(self) -> None:
@@ -477,7 +459,9 @@ class CompositionalEncoder:
                 parts.append(self._run_part(signature, t.slots[i], t.slot_keys[i], open_))
                 failed += signature[0] != "success"
             else:
-                known = memo.runs.get(_run_key(run))
+                # Keyed by what the run's outputs depend on (RunSummary.outcome_key), never its
+                # id: a run seen again with a new outcome is another key.
+                known = memo.runs.get(run.outcome_key)
                 if known is None:
                     known = memo.learn(run)
                 number, bad = known

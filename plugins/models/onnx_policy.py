@@ -49,6 +49,9 @@ _MASS_TOLERANCE = 1e-3
 """How far from 1 a float32 answer's probabilities may sum."""
 
 
+_add = np.add.reduce
+
+
 def _check_answers(
     probs: npt.NDArray[np.float32],
     action: npt.NDArray[np.int64],
@@ -81,15 +84,15 @@ def _check_answer(
     path: Path,
 ) -> None:
     """The graph's answer is a distribution over the valid actions, its action one of them:
-    a NaN or an overflow in the model becomes an InferenceError, never an invalid action."""
-    total = float(probs.sum())
+    a NaN or an overflow in the model becomes an InferenceError, never an invalid action. (The
+    graph ends in a masked softmax, so no probability is negative; a NaN anywhere makes the
+    sum NaN.)"""
+    total = float(_add(probs))
     if not (
-        math.isfinite(total)
-        and abs(total - 1.0) <= _MASS_TOLERANCE
-        and 0 <= action < len(mask)
+        0 <= action < len(mask)
         and mask[action]
+        and abs(total - 1.0) <= _MASS_TOLERANCE  # False for NaN
         and math.isfinite(confidence)
-        and float(probs.min()) >= 0.0
     ):
         raise InferenceError(
             f"{path}: the model's answer is not a distribution over the valid actions "

@@ -364,14 +364,14 @@ when the record dies; a plain dict: WeakValueDictionary's lookups are Python cod
 def remember_valid(record: Any) -> None:
     """Note that ``record`` was just built and checked by the converter (identity only)."""
     key = id(record)
+
+    def forget(_: object) -> None:
+        ref = _CHECKED.get(key)
+        if ref is not None and ref() is None:
+            del _CHECKED[key]
+
     with contextlib.suppress(TypeError):  # a record without weak references is walked each time
-        _CHECKED[key] = weakref.ref(record, lambda _, key=key: _forget(key))
-
-
-def _forget(key: int) -> None:
-    ref = _CHECKED.get(key)
-    if ref is not None and ref() is None:
-        del _CHECKED[key]
+        _CHECKED[key] = weakref.ref(record, forget)
 
 
 def _known(record: Any) -> bool:

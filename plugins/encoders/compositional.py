@@ -273,7 +273,7 @@ class _RunMemo:
 
     def __init__(self, n_slots: int) -> None:
         self.n_slots = n_slots
-        self.runs: dict[tuple[str, int], tuple[int, bool]] = {}
+        self.runs: dict[tuple[Any, ...] | None, tuple[int, bool]] = {}
         self.numbers: dict[_Signature, int] = {}
         self.signature_of: list[_Signature] = []
         self.parts: list[list[npt.NDArray[np.int64] | None]] = []

@@ -358,7 +358,14 @@ class ManifestPlannerRecord:
 def load(data: Any, cls: type[T], *, source: str = "<json>") -> T:
     """Read a record from JSON data; a :class:`ContractError` lists every bad path."""
     record = jsonconv.structure(data, cls, source=source)
-    validation.remember_valid(record)  # checked here: not walked again before a decision
+    # Checked here: not walked again before a decision (nor the records it holds, such as a
+    # dataset row's planner_input).
+    validation.remember_valid(record)
+    if attrs.has(type(record)):
+        for field in attrs.fields(type(record)):
+            part = getattr(record, field.name)
+            if attrs.has(type(part)):
+                validation.remember_valid(part)
     return record
 
 

@@ -18,8 +18,8 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
+
+from inference_latency import prepare  # the same bundle and dataset (benchmarks/ is on the path)
 
 TARGET_MIB = 150.0
 
@@ -66,23 +66,6 @@ elapsed = time.perf_counter() - started
 print(json.dumps({"marks": marks, "peak_mib": round(peak, 1), "final_mib": marks[-1]["rss_mib"],
                   "decisions_per_s": round(n / elapsed)}))
 """
-
-
-def prepare(args: argparse.Namespace) -> tuple[Path, Path]:
-    if args.bundle and args.dataset:
-        return Path(args.bundle), Path(args.dataset)
-    from swarm_planner.core.dataset import build_dataset
-    from swarm_planner.plugins.models.training import TrainConfig, train
-    from swarm_planner.sim.generate import SimConfig, simulate
-
-    work = Path(tempfile.mkdtemp(prefix="planner-memory-bench-"))
-    simulate(work / "root", SimConfig(runs=5000, seed=1))
-    build_dataset(work / "root", work / "dataset")
-    train(work / "dataset", work / "bundle", TrainConfig(model="mlp"))
-    from swarm_planner.plugins.models.export import export_bundle
-
-    export_bundle(work / "bundle", work / "dataset")
-    return work / "bundle", work / "dataset"
 
 
 def main() -> None:

@@ -154,15 +154,9 @@ class Manifest:
 
 @open_record
 @attrs.frozen
-class RolloutVerification:
-    all_passed: bool = False
-    blocking_failures: tuple[str, ...] = ()
-
-
-@open_record
-@attrs.frozen
 class RolloutOutcomes:
-    verification: RolloutVerification = attrs.field(factory=RolloutVerification)
+    verification: Verification = attrs.field(factory=Verification)
+    """A rollout's verification: ``all_passed`` and ``blocking_failures`` (no gates)."""
 
 
 @open_record
@@ -265,7 +259,6 @@ __all__ = [
     "RolloutMetadata",
     "RolloutOutcomes",
     "RolloutScores",
-    "RolloutVerification",
     "SwarmsFile",
     "UniverseFile",
     "UniverseFileDefaults",

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from field_kernel import FIELD_RULES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -262,25 +263,6 @@ def test_bin_order_puts_numbers_ascending_and_na_last(bins: list) -> None:
     assert numbers == sorted(numbers)
     if NA in bins:
         assert ordered[-1] == NA
-
-
-FIELD_RULES = [
-    {
-        "description": "If swarm_id=serial_handoff, then max_candidates_bin=1.",
-        "if": {"swarm_id": "serial_handoff"},
-        "then": {"max_candidates_bin": 1},
-    },
-    {
-        "description": 'If job_type="code", then max_iterations_bin="NA".',
-        "if": {"job_type": "code"},
-        "then": {"max_iterations_bin": "NA"},
-    },
-    {
-        "description": 'If job_type="fab-world", then max_candidates_bin!="NA".',
-        "if": {"job_type": "fab-world"},
-        "then": {"max_candidates_bin_not": "NA"},
-    },
-]
 
 
 def test_the_field_rule_form_reads_into_our_representation_and_writes_ours() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_main
 from test_plugins import BUILTINS
 from typer.testing import CliRunner
 
@@ -82,17 +83,6 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert out.stdout.strip() == ""
 
 
-def _main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    from swarm_planner.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["planner", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return int(exit_info.value.code or 0), capsys.readouterr().err
-
-
 def test_a_plugin_collision_is_one_error_line_and_exit_2(
     installed: list[Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -100,7 +90,7 @@ def test_a_plugin_collision_is_one_error_line_and_exit_2(
 
     installed.append(FakeEntryPoint("clash", selector_plugin("lexicographic"), "planner-clash"))
     monkeypatch.setenv("SWARM_PLANNER_LOAD_PLUGINS", "planner-clash")
-    code, err = _main(monkeypatch, capsys, "list-plugins")
+    code, err = run_main(monkeypatch, capsys, "list-plugins")
     assert code == 2
     assert err.startswith("error: selector 'lexicographic' is registered twice")
     assert "Traceback" not in err
@@ -118,14 +108,14 @@ def test_a_failed_plugin_is_named_when_its_policy_is_asked_for_and_debug_shows_w
     monkeypatch.setenv("SWARM_PLANNER_LOAD_PLUGINS", "riskcap")
     monkeypatch.setenv("SWARM_PLANNER_DEBUG", "0")  # restored after --debug sets it
     (tmp_path / "meta.json").write_text("{}")
-    code, err = _main(
+    code, err = run_main(
         monkeypatch, capsys, "eval", "--dataset", str(tmp_path), "--policy", "riskcap"
     )
     assert code == 2
     assert "warning: plugin 'riskcap' from riskcap 1.0 failed to load: ImportError" in err
     assert "no policy named 'riskcap'" in err and "installed but failed to load" in err
     assert "Traceback" not in err
-    code, err = _main(
+    code, err = run_main(
         monkeypatch, capsys, "--debug", "eval", "--dataset", str(tmp_path), "--policy", "riskcap"
     )
     assert code == 2
@@ -139,7 +129,7 @@ def test_a_failed_plugin_is_named_when_its_policy_is_asked_for_and_debug_shows_w
 def test_a_bad_list_option_is_a_usage_error_without_a_traceback(
     value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _main(monkeypatch, capsys, "ablate", "--dataset", "x", "--n-similar", value)
+    code, err = run_main(monkeypatch, capsys, "ablate", "--dataset", "x", "--n-similar", value)
     assert code == 2
     assert "--n-similar" in err and "Traceback" not in err
 
@@ -154,11 +144,11 @@ def test_an_unexpected_error_is_one_line_unless_debugging(
 
     monkeypatch.setattr(dataset, "root_stats", explode)
     monkeypatch.setenv("SWARM_PLANNER_DEBUG", "0")  # restored after --debug sets it
-    code, err = _main(monkeypatch, capsys, "stats", "--root", ".")
+    code, err = run_main(monkeypatch, capsys, "stats", "--root", ".")
     assert code == 1
     assert (
         err
         == "error: unexpected KeyError: 'surprise' (run with --debug for the traceback, and please report it)\n"
     )
-    code, err = _main(monkeypatch, capsys, "--debug", "stats", "--root", ".")
+    code, err = run_main(monkeypatch, capsys, "--debug", "stats", "--root", ".")
     assert "Traceback (most recent call last)" in err

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import pytest
+from cli_helpers import run_main
 from kernel_fixtures import manifest, proof, write_run
 
 from swarm_planner.core.archives import read_root
@@ -38,17 +39,6 @@ from swarm_planner.core.errors import ConfigError, ContractError
 FIXTURES = Path(__file__).parent / "fixtures"
 BUNDLE = FIXTURES / "tiny-bundle"
 TINY_INPUT = FIXTURES / "tiny_planner_input.json"
-
-
-def _main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    from swarm_planner.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["planner", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return int(info.value.code or 0), capsys.readouterr().err
 
 
 def _planner(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -89,7 +79,7 @@ def test_plan_refuses_a_hostile_input_file_in_one_line(
 ) -> None:
     path = tmp_path / "input.json"
     path.write_bytes(content)
-    code, err = _main(monkeypatch, capsys, "plan", "--bundle", str(BUNDLE), "--input", str(path))
+    code, err = run_main(monkeypatch, capsys, "plan", "--bundle", str(BUNDLE), "--input", str(path))
     assert code == 2
     line = _one_error_line(err)
     assert str(path) in line and problem in line
@@ -349,7 +339,7 @@ def test_a_bad_argument_is_one_line_naming_the_option(
     args: list[str],
     option: str,
 ) -> None:
-    code, err = _main(monkeypatch, capsys, *args)
+    code, err = run_main(monkeypatch, capsys, *args)
     assert code == 2
     line = _one_error_line(err)
     assert option in line and len(err.strip().splitlines()) == 1
@@ -373,7 +363,7 @@ def test_an_output_folder_that_is_a_file_is_refused(
 ) -> None:
     file = tmp_path / "a-file"
     file.write_text("x")
-    code, err = _main(monkeypatch, capsys, *command, str(file))
+    code, err = run_main(monkeypatch, capsys, *command, str(file))
     assert code == 2
     assert "is a file; give a folder to write into" in _one_error_line(err)
 
@@ -382,8 +372,8 @@ def test_simulating_into_an_existing_root_says_so_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ("simulate", "--out", str(tmp_path / "root"), "--issues", "5", "-q")
-    assert _main(monkeypatch, capsys, *args)[0] == 0
-    code, err = _main(monkeypatch, capsys, *args)
+    assert run_main(monkeypatch, capsys, *args)[0] == 0
+    code, err = run_main(monkeypatch, capsys, *args)
     assert code == 2
     assert "already holds archives" in _one_error_line(err)
 
@@ -391,7 +381,7 @@ def test_simulating_into_an_existing_root_says_so_in_one_line(
 def test_a_policy_path_that_does_not_exist_is_named_as_a_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _main(
+    code, err = run_main(
         monkeypatch, capsys, "eval", "--dataset", str(tmp_path), "--policy", "/no/such/dir"
     )
     assert code == 2
@@ -410,7 +400,7 @@ def test_a_folder_that_cannot_be_written_is_one_error_line(
         raise PermissionError(13, "Permission denied", "/read-only/ds")
 
     monkeypatch.setattr(dataset, "build_dataset", refuse)
-    code, err = _main(
+    code, err = run_main(
         monkeypatch,
         capsys,
         "build-dataset",

@@ -361,8 +361,9 @@ def load(data: Any, cls: type[T], *, source: str = "<json>") -> T:
     # Checked here: not walked again before a decision (nor the records it holds, such as a
     # dataset row's planner_input).
     validation.remember_valid(record)
-    if attrs.has(type(record)):
-        for field in attrs.fields(type(record)):
+    kind: Any = type(record)
+    if attrs.has(kind):
+        for field in attrs.fields(kind):
             part = getattr(record, field.name)
             if attrs.has(type(part)):
                 validation.remember_valid(part)

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,11 @@ from swarm_planner.core.errors import PlannerError
 
 MiB = 1 << 20
 INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+
+
+def fits_int64(value: int) -> bool:
+    return INT64_MIN <= value <= INT64_MAX
 
 
 class DocumentError(PlannerError, ValueError):
@@ -74,14 +80,17 @@ def _env_int(name: str, default: int) -> int:
 class ReadLimits:
     """How much a reader accepts; :meth:`from_env` applies the environment's overrides."""
 
-    max_bytes: int = 64 * MiB
-    """Largest whole document (JSON, YAML) read into memory."""
-    max_line_bytes: int = 16 * MiB
+    max_bytes: int = 16 * MiB
+    """Largest JSON document read into memory (a planner_input is a few kB, a bundle file or
+    a manifest well under a MiB)."""
+    max_line_bytes: int = 4 * MiB
     """Largest line of a JSON lines file (the file itself is streamed)."""
+    max_yaml_bytes: int = 1 * MiB
+    """Largest YAML document (configs and universe files are small; YAML parses slowly)."""
     max_depth: int = 64
     """Deepest nesting of arrays and objects."""
     max_nodes: int = 1_000_000
-    """Most values a YAML document may expand to through its aliases."""
+    """Most values a YAML document may hold, its aliases expanded."""
 
     @classmethod
     def from_env(cls) -> ReadLimits:
@@ -89,6 +98,7 @@ class ReadLimits:
         return cls(
             max_bytes=_env_int("SWARM_PLANNER_MAX_FILE_BYTES", d.max_bytes),
             max_line_bytes=_env_int("SWARM_PLANNER_MAX_LINE_BYTES", d.max_line_bytes),
+            max_yaml_bytes=_env_int("SWARM_PLANNER_MAX_YAML_BYTES", d.max_yaml_bytes),
             max_depth=_env_int("SWARM_PLANNER_MAX_DEPTH", d.max_depth),
             max_nodes=_env_int("SWARM_PLANNER_MAX_NODES", d.max_nodes),
         )
@@ -138,9 +148,11 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
-def read_bytes(path: Path | str, *, limits: ReadLimits | None = None) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``."""
-    limit = _limits(limits).max_bytes
+def read_bytes(
+    path: Path | str, *, limits: ReadLimits | None = None, limit: int | None = None
+) -> bytes:
+    """The bytes of a regular file of at most ``limit`` (default: ``max_bytes``)."""
+    limit = limit if limit is not None else _limits(limits).max_bytes
     path = Path(path)
     source = str(path)
     fd = _open_regular(path, source)
@@ -171,7 +183,7 @@ def read_bytes(path: Path | str, *, limits: ReadLimits | None = None) -> bytes:
 def _too_big(size: int, limit: int) -> str:
     return (
         f"is larger than the limit of {limit:,} bytes (at least {size:,}); raise it with "
-        "SWARM_PLANNER_MAX_FILE_BYTES"
+        "SWARM_PLANNER_MAX_FILE_BYTES (YAML: SWARM_PLANNER_MAX_YAML_BYTES)"
     )
 
 
@@ -211,12 +223,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def format_path(steps: list[str | int]) -> str:
+def format_path(steps: list[str | int] | tuple[str | int, ...]) -> str:
     out = ""
     for step in steps:
         if isinstance(step, int):
             out += f"[{step}]"
         else:
+            step = step if len(step) <= 60 else f"{step[:57]}..."
             out += f".{step}" if out else step
     return out or "$"
 
@@ -228,48 +241,77 @@ def _surrogate_problem(text: str) -> str | None:
     return f"holds a lone UTF-16 surrogate (U+{ord(match.group()):04X}), which is not text"
 
 
+def _leaf_problem(node: Any, surrogates: bool) -> str | None:
+    """What is wrong with a scalar no document may hold (None: nothing)."""
+    if isinstance(node, str):
+        return _surrogate_problem(node) if surrogates and not node.isascii() else None
+    if isinstance(node, _Bad):
+        return node.problem
+    if isinstance(node, float):
+        return None if math.isfinite(node) else f"{node!r} is not a finite number"
+    if isinstance(node, int) and not isinstance(node, bool) and not fits_int64(node):
+        return _huge_int(len(str(abs(node))))
+    return None
+
+
+_MAX_PROBLEMS = 20
+
+
 def check_tree(value: Any, source: str, *, max_depth: int, surrogates: bool = True) -> None:
-    """Raise a :class:`DocumentError` listing every value no document may hold (non-finite
+    """Raise a :class:`DocumentError` listing the values no document may hold (non-finite
     numbers, integers beyond 64 bits, lone surrogates, repeated keys, nesting deeper than
-    ``max_depth``), each with its path. Iterative, so any depth is safe to check."""
+    ``max_depth``), each with its path, the first 20 of them. Iterative, and only containers go
+    on the stack (with their path), so any depth and any width is safe to check."""
     problems: list[str] = []
-    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
-    while stack and len(problems) < 20:
+    stack: list[tuple[Any, tuple[str | int, ...]]] = []
+    if isinstance(value, (dict, list)):
+        stack.append((value, ()))
+    elif (problem := _leaf_problem(value, surrogates)) is not None:
+        problems.append(f"$: {problem}")
+    while stack and len(problems) < _MAX_PROBLEMS:
         node, steps = stack.pop()
+        if len(steps) >= max_depth:
+            problems.append(f"{format_path(list(steps))}: nested deeper than {max_depth} levels")
+            continue
         if isinstance(node, dict):
-            if len(steps) >= max_depth:
-                problems.append(f"{format_path(steps)}: nested deeper than {max_depth} levels")
-                continue
             if isinstance(node, _DuplicateKeys):
                 for key in node.duplicates:
-                    problems.append(f"{format_path([*steps, key])}: key given more than once")
-            for key, child in node.items():
+                    path = format_path([*steps, key])
+                    problems.append(f"{path}: key given more than once")
+            items: Any = node.items()
+        else:
+            items = enumerate(node)
+        for key, child in items:
+            if isinstance(node, dict):
                 if not isinstance(key, str):
                     problems.append(
-                        f"{format_path(steps)}: key {key!r} is a {type(key).__name__}, not a string"
+                        f"{format_path(list(steps))}: key {short_repr(key)} is a "
+                        f"{type(key).__name__}, not a string"
                     )
                     continue
                 if surrogates and (problem := _surrogate_problem(key)) is not None:
-                    problems.append(f"{format_path(steps)}: a key {problem}")
+                    problems.append(f"{format_path(list(steps))}: a key {problem}")
                     continue
-                stack.append((child, [*steps, key]))
-        elif isinstance(node, list):
-            if len(steps) >= max_depth:
-                problems.append(f"{format_path(steps)}: nested deeper than {max_depth} levels")
-                continue
-            stack.extend((child, [*steps, i]) for i, child in enumerate(node))
-        elif isinstance(node, _Bad):
-            problems.append(f"{format_path(steps)}: {node.problem}")
-        elif isinstance(node, str):
-            if surrogates and (problem := _surrogate_problem(node)) is not None:
-                problems.append(f"{format_path(steps)}: {problem}")
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                problems.append(f"{format_path(steps)}: {node!r} is not a finite number")
-        elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > INT64_MAX:
-            problems.append(f"{format_path(steps)}: {_huge_int(len(str(abs(node))))}")
+            if isinstance(child, (dict, list)):
+                stack.append((child, (*steps, key)))
+            elif (problem := _leaf_problem(child, surrogates)) is not None:
+                problems.append(f"{format_path([*steps, key])}: {problem}")
+                if len(problems) >= _MAX_PROBLEMS:
+                    break
     if problems:
         raise DocumentError(source, "; ".join(sorted(problems)), kind="bad value")
+
+
+def short_repr(value: Any) -> str:
+    """A value's repr, cut short: an error line never repeats a whole document."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+_REPR.maxlevel = 2
 
 
 def _huge_int(digits: int) -> str:
@@ -295,7 +337,7 @@ def _decoder(flags: _Flags) -> json.JSONDecoder:
         digits = len(text.lstrip("-"))
         if digits > 18:
             value = int(text) if digits <= 4000 else None
-            if value is None or abs(value) > INT64_MAX:
+            if value is None or not fits_int64(value):
                 flags.bad = True
                 return _Bad(_huge_int(digits))
             return value
@@ -324,6 +366,9 @@ def _decoder(flags: _Flags) -> json.JSONDecoder:
         parse_constant=constant, parse_int=integer, parse_float=number, object_pairs_hook=pairs
     )
 
+
+_SCAN_BYTES = 1 * MiB
+"""Texts up to this size have their nesting scanned before parsing."""
 
 _STEP = np.zeros(256, dtype=np.int8)
 _STEP[[ord("["), ord("{")]] = 1
@@ -360,7 +405,10 @@ def parse_json(data: bytes | str, source: str, *, limits: ReadLimits | None = No
     limits = _limits(limits)
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     opening = raw.count(b"[") + raw.count(b"{")  # no deeper than this: most texts stop here
-    depth = opening if opening <= limits.max_depth else nesting_depth(raw)
+    # A big text is parsed first (the parser refuses runaway nesting itself) and its depth
+    # checked on the tree: the scan below builds a list of pieces as long as the text.
+    scan = opening > limits.max_depth and len(raw) <= _SCAN_BYTES
+    depth = nesting_depth(raw) if scan else min(opening, limits.max_depth)
     if depth > limits.max_depth:
         raise DocumentError(
             source,
@@ -380,7 +428,11 @@ def parse_json(data: bytes | str, source: str, *, limits: ReadLimits | None = No
         ) from exc
     except RecursionError as exc:  # only if max_depth is set above what Python can parse
         raise DocumentError(source, "nested too deeply to parse", kind="too deep") from exc
-    if flags.bad or (("\\u" in text) and _SURROGATE_ESCAPE.search(text) is not None):
+    if (
+        flags.bad
+        or (opening > limits.max_depth and not scan)
+        or ("\\u" in text and _SURROGATE_ESCAPE.search(text) is not None)
+    ):
         check_tree(value, source, max_depth=limits.max_depth)
     return value
 
@@ -467,6 +519,21 @@ class _CoreLoader(yaml.SafeLoader):
     """PyYAML's safe loader with the YAML 1.2 core schema's scalars and strict mappings."""
 
     max_nodes = 1_000_000
+    composed = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # Counted as they are composed: a huge flat document stops here, not after PyYAML has
+        # built all of it (slow and big).
+        self.composed += 1
+        if self.composed > self.max_nodes:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"it holds more than {self.max_nodes:,} values; raise the limit with "
+                "SWARM_PLANNER_MAX_NODES",
+                self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
 
     def compose_document(self) -> Any:
         node = super().compose_document()
@@ -522,7 +589,7 @@ def _check_expansion(root: Any, max_nodes: int) -> None:
             raise yaml.composer.ComposerError(
                 None,
                 None,
-                f"its aliases expand it beyond {max_nodes:,} values (a YAML alias bomb?); "
+                f"its aliases expand it to more than {max_nodes:,} values (an alias bomb?); "
                 "raise the limit with SWARM_PLANNER_MAX_NODES",
                 node.start_mark,
             )
@@ -539,6 +606,7 @@ for _tag, _pattern, _first in (
         "-+0123456789.",
     ),
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:merge", r"^(?:<<)$", "<"),
 ):
     _CoreLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
@@ -549,7 +617,7 @@ def _construct_int(loader: _CoreLoader, node: Any) -> Any:
     if digits > 4000:
         return _Bad(_huge_int(digits))
     value = int(text, 0) if text.startswith(("0x", "0o")) else int(text, 10)
-    return _Bad(_huge_int(digits)) if abs(value) > INT64_MAX else value
+    return value if fits_int64(value) else _Bad(_huge_int(digits))
 
 
 def _construct_bool(loader: _CoreLoader, node: Any) -> bool:
@@ -578,9 +646,7 @@ def parse_yaml(text: str, source: str, *, limits: ReadLimits | None = None) -> A
         problem = getattr(exc, "problem", None) or str(exc)
         raise DocumentError(source, f"{where}not valid YAML: {problem}", kind="malformed") from exc
     except RecursionError as exc:
-        raise DocumentError(
-            source, f"nested deeper than {limits.max_depth} levels", kind="too deep"
-        ) from exc
+        raise DocumentError(source, "nested too deeply to parse", kind="too deep") from exc
     finally:
         if loader is not None:
             loader.dispose()
@@ -592,4 +658,5 @@ def read_yaml(path: Path | str, *, limits: ReadLimits | None = None) -> Any:
     """The parsed YAML document of a regular file (an empty file is ``None``)."""
     limits = _limits(limits)
     source = str(path)
-    return parse_yaml(_decode(read_bytes(path, limits=limits), source), source, limits=limits)
+    data = read_bytes(path, limits=limits, limit=limits.max_yaml_bytes)
+    return parse_yaml(_decode(data, source), source, limits=limits)

@@ -45,7 +45,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from swarm_planner.core.documents import format_path
+from swarm_planner.core.documents import INT64_MAX, INT64_MIN, format_path, short_repr
 from swarm_planner.core.errors import ContractError
 
 T = TypeVar("T")
@@ -145,6 +145,9 @@ def field_converter(key: str, fn: Callable[[Any], T]) -> Callable[[Any], T]:
 
 EXAMPLES_PER_KIND = 5
 """Examples kept per kind of repair (the counts are always complete)."""
+MAX_KINDS = 200
+"""Kinds of repair counted apart; the rest count together under :data:`OTHER_KINDS`."""
+OTHER_KINDS = f"other repairs (beyond {MAX_KINDS} kinds)"
 
 
 @attrs.define
@@ -160,6 +163,8 @@ class RepairLog:
     where: str | None = None
 
     def add(self, kind: str, detail: str | None = None) -> None:
+        if kind not in self.counts and len(self.counts) >= MAX_KINDS:
+            kind = OTHER_KINDS  # a document full of distinct oddities must not grow the report
         self.counts[kind] += 1
         if detail is not None or self.where is not None:
             shown = self.examples.setdefault(kind, [])
@@ -168,9 +173,11 @@ class RepairLog:
                 shown.append(text)
 
     def merge(self, other: RepairLog) -> None:
-        self.counts.update(other.counts)
-        for kind, shown in other.examples.items():
-            mine = self.examples.setdefault(kind, [])
+        for kind, count in other.counts.items():
+            mine_kind = kind if kind in self.counts or len(self.counts) < MAX_KINDS else OTHER_KINDS
+            self.counts[mine_kind] += count
+            shown = other.examples.get(kind, [])
+            mine = self.examples.setdefault(mine_kind, [])
             mine.extend(shown[: EXAMPLES_PER_KIND - len(mine)])
 
     def total(self) -> int:
@@ -215,13 +222,15 @@ def _type_name(value: Any) -> str:
 
 def _structure_int(value: Any, _: type) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {value!r} ({_type_name(value)})")
+        raise TypeError(f"expected an integer, got {short_repr(value)} ({_type_name(value)})")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("an integer beyond the 64-bit range")
     return value
 
 
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected a number, got {value!r} ({_type_name(value)})")
+        raise TypeError(f"expected a number, got {short_repr(value)} ({_type_name(value)})")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"expected a finite number, got {value!r}")
@@ -233,15 +242,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _structure_str(value: Any, _: type) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {value!r} ({_type_name(value)})")
-    if _SURROGATE.search(value) is not None:
-        raise ValueError(f"{value!r} holds a lone UTF-16 surrogate, which is not text")
+        raise TypeError(f"expected a string, got {short_repr(value)} ({_type_name(value)})")
+    if not value.isascii() and _SURROGATE.search(value) is not None:
+        raise ValueError(f"{short_repr(value)} holds a lone UTF-16 surrogate, which is not text")
     return value
 
 
 def _structure_bool(value: Any, _: type) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {value!r} ({_type_name(value)})")
+        raise TypeError(f"expected true or false, got {short_repr(value)} ({_type_name(value)})")
     return value
 
 
@@ -263,7 +272,7 @@ def _literal_hook(tp: Any) -> Callable[[Any, Any], Any]:
             # bool is an int: never let True match 1 or the reverse.
             if value == choice and type(value) is type(choice):
                 return value
-        raise ValueError(f"{value!r} is not one of {'|'.join(str(a) for a in allowed)}")
+        raise ValueError(f"{short_repr(value)} is not one of {'|'.join(str(a) for a in allowed)}")
 
     return structure
 
@@ -305,10 +314,10 @@ def _tuple_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
 
     def structure(value: Any, _: Any) -> tuple[Any, ...]:
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected an array, got {value!r} ({_type_name(value)})")
+            raise TypeError(f"expected an array, got {short_repr(value)} ({_type_name(value)})")
         try:
             return tuple([inner(v, inner_t) for v in value])
-        except Exception:  # redone below to report every bad element
+        except Exception:  # redone below to report the bad elements
             pass
         problems: list[Exception] = []
         for index, v in enumerate(value):
@@ -318,6 +327,8 @@ def _tuple_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
                 note = IterableValidationNote(f"Structuring {tp} @ index {index}", index, inner_t)
                 setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010
                 problems.append(exc)
+                if len(problems) >= MAX_PROBLEMS:  # enough to say what is wrong
+                    break
         raise IterableValidationError(f"While structuring {tp!r}", problems, tp)
 
     return structure
@@ -352,7 +363,7 @@ def _mapping_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
 
     def structure(value: Any, _: Any) -> dict[Any, Any]:
         if type(value) is not dict and not isinstance(value, Mapping):  # dict: the fast case
-            raise TypeError(f"expected an object, got {value!r} ({_type_name(value)})")
+            raise TypeError(f"expected an object, got {short_repr(value)} ({_type_name(value)})")
         out: dict[Any, Any] = {}
         problems: list[Exception] = []
         for k, v in value.items():
@@ -362,6 +373,8 @@ def _mapping_structure_strict(tp: Any) -> Callable[[Any, Any], Any]:
             except Exception as exc:  # collected and re-raised with the key as a note
                 setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), f"@key {k}"])  # noqa: B010
                 problems.append(exc)
+                if len(problems) >= MAX_PROBLEMS:
+                    break
         if problems:
             raise ClassValidationError("mapping has invalid values", problems, dict)
         return out
@@ -418,7 +431,7 @@ def _attrs_structure(cls: type) -> Callable[[Any, Any], Any]:
 
     def structure(value: Any, tp: Any) -> Any:
         if type(value) is not dict and not isinstance(value, Mapping):  # dict: the fast case
-            raise TypeError(f"expected an object, got {value!r} ({_type_name(value)})")
+            raise TypeError(f"expected an object, got {short_repr(value)} ({_type_name(value)})")
         return inner(value, tp)
 
     return structure
@@ -495,10 +508,17 @@ def _step_of(exc: BaseException, cls: Any) -> Step | None:
     return None
 
 
+MAX_PROBLEMS = 20
+"""Problems reported per document (and per array or object): enough to say what is wrong; a
+document with a million bad values must not become a million-line error."""
+
+
 def problems_of(exc: BaseException, root: str = "") -> list[Problem]:
     """The bad values of a cattrs error tree, with JSON paths (JSON keys, not Python names)."""
     found: list[Problem] = []
     _walk(exc, (root,) if root else (), found)
+    if len(found) > MAX_PROBLEMS:
+        found = [*found[:MAX_PROBLEMS], Problem((), f"... and {len(found) - MAX_PROBLEMS} more")]
     return found
 
 
@@ -522,6 +542,11 @@ def structure(data: Any, cls: type[T], *, source: str = "<json>", root: str = ""
         raise ContractError(source, ["$: nested too deeply"]) from exc
 
 
+MAX_REPAIR_ROUNDS = 8
+"""Rounds of dropping bad values before a document counts as unreadable (each round drops up
+to :data:`MAX_PROBLEMS` of them)."""
+
+
 def structure_repairing(
     data: Any,
     cls: type[T],
@@ -541,7 +566,7 @@ def structure_repairing(
     """
     tried: dict[tuple[Step, ...], int] = {}
     copied = False
-    while True:
+    for _ in range(MAX_REPAIR_ROUNDS):
         try:
             return converter.structure(data, cls)
         except ContractError:
@@ -589,6 +614,7 @@ def structure_repairing(
             del parent[index]
         if not progressed:
             raise ContractError(source, [p.line() for p in shown])
+    raise ContractError(source, [f"$: more than {MAX_REPAIR_ROUNDS} rounds of bad values"])
 
 
 def _parent(data: Any, steps: tuple[Step, ...]) -> Any:

@@ -301,3 +301,24 @@ def test_every_memo_stays_bounded_on_inputs_that_never_repeat(
         "times": len(encoder._created_ms),
     }
     assert all(size <= 50 for size in sizes.values()), sizes
+
+
+def test_the_weights_buffer_is_read_once_when_another_thread_swaps_it(
+    make_input: MakeInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding a wide input grows the shared all-ones weights buffer; if another thread swaps
+    in its own (shorter) buffer between the growth and the slice, this input's weights must
+    still be as long as its ids."""
+    from swarm_planner.core.action_space import ActionSpace
+
+    encoder = CompositionalEncoder()
+    wide = make_input(tags=tuple(f"t{i}" for i in range(800)))
+    real_mask = ActionSpace.job_mask
+
+    def mask_while_another_thread_swaps(space: ActionSpace, job_type: str) -> np.ndarray:
+        encoder._ones = np.ones(10, dtype=np.float32)  # the other thread's, shorter buffer
+        return real_mask(space, job_type)
+
+    monkeypatch.setattr(ActionSpace, "job_mask", mask_while_another_thread_swaps)
+    features = encoder.encode(wide)
+    assert len(features.weights) == len(features.ids) > 800

@@ -119,6 +119,67 @@ def test_threads_deciding_at_once_get_their_own_answers(
     assert all(np.array_equal(a, e) for a, e in zip(answers, expected, strict=True))
 
 
+def test_threads_racing_on_growing_buffers_and_full_memos_get_their_own_answers(
+    planner_input: PlannerInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inputs of very different widths (the shared weight buffer grows) and memos small enough
+    to fill up mid-run (a fresh run memo is installed) while eight threads decide at once."""
+    import sys
+    import threading
+
+    import attrs
+
+    from swarm_planner.plugins.encoders import compositional
+
+    monkeypatch.setattr(compositional, "_SIGNATURE_MEMO_SIZE", 4)
+    monkeypatch.setattr(compositional, "_RUNS_MEMO_SIZE", 4)
+    run = planner_input.history.last_n_similar_runs[0]
+    inputs = [
+        attrs.evolve(
+            planner_input,
+            issue=attrs.evolve(planner_input.issue, tags=tuple(f"t{j}" for j in range(n))),
+            history=attrs.evolve(
+                planner_input.history,
+                last_n_similar_runs=(
+                    attrs.evolve(run, runtime=attrs.evolve(run.runtime, duration_ms=60_000 * n)),
+                ),
+            ),
+        )
+        for n in (300, 700, 1600, 2500, 4000, 6000, 10, 50)
+    ]
+    expected = [OnnxPolicy(BUNDLE).decide(x).probs for x in inputs]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(30):
+            policy = OnnxPolicy(BUNDLE)
+            barrier = threading.Barrier(len(inputs))
+            answers: dict[int, object] = {}
+
+            def decide(
+                i: int,
+                policy: OnnxPolicy = policy,
+                barrier: threading.Barrier = barrier,
+                answers: dict[int, object] = answers,
+            ) -> None:
+                barrier.wait()
+                try:
+                    answers[i] = policy.decide(inputs[i]).probs
+                except Exception as exc:  # collected: the assertion below names it
+                    answers[i] = exc
+
+            threads = [threading.Thread(target=decide, args=(i,)) for i in range(len(inputs))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for i, answer in answers.items():
+                assert isinstance(answer, np.ndarray), answer
+                assert np.array_equal(answer, expected[i])
+    finally:
+        sys.setswitchinterval(switch)
+
+
 def test_an_input_wider_than_the_warm_buffers_is_served(
     policy: OnnxPolicy, planner_input: PlannerInput
 ) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -266,9 +267,13 @@ class _RunMemo:
 
     Why two: retrieval returns the same recent runs for many decisions, but in different slots
     as newer runs arrive, so a memo keyed by run *and* slot misses on more than half the runs of a
-    time-ordered stream. Here a run is reduced once (keyed by run id and start) to its signature's
-    number, and each signature's outputs are built once per slot; many runs share a signature,
-    so even a run seen for the first time usually finds its outputs built.
+    time-ordered stream. Here a run is reduced once (keyed by its outcome key) to its
+    signature's number, and each signature's outputs are built once per slot; many runs share a
+    signature, so even a run seen for the first time usually finds its outputs built.
+
+    Threads: numbers are handed out under a lock, and a full memo is never cleared in place (a
+    decision in another thread may hold one of its numbers): :meth:`learn` returns a fresh memo
+    instead, which the encoder installs, and each walk keeps the memo it started with.
     """
 
     def __init__(self, n_slots: int) -> None:
@@ -277,27 +282,25 @@ class _RunMemo:
         self.numbers: dict[_Signature, int] = {}
         self.signature_of: list[_Signature] = []
         self.parts: list[list[npt.NDArray[np.int64] | None]] = []
+        self.lock = threading.Lock()
 
-    def learn(self, run: RunSummary) -> tuple[int, bool]:
-        """Remember a run: its signature's number, and whether it failed."""
+    def learn(self, run: RunSummary) -> tuple[tuple[int, bool], _RunMemo]:
+        """Remember a run: its signature's number and whether it failed, and the memo that
+        holds them (this one, or a fresh one when this one is full)."""
         signature = _signature(run)
-        number = self.numbers.get(signature)
-        if number is None:
-            if len(self.signature_of) >= _SIGNATURE_MEMO_SIZE:
-                self.clear()
-            number = self.numbers[signature] = len(self.signature_of)
-            self.signature_of.append(signature)
-            self.parts.append([None] * self.n_slots)
-        if len(self.runs) >= _RUNS_MEMO_SIZE:
-            self.runs.clear()
-        known = self.runs[run.outcome_key] = (number, signature[0] != "success")
-        return known
-
-    def clear(self) -> None:
-        self.runs.clear()
-        self.numbers.clear()
-        self.signature_of.clear()
-        self.parts.clear()
+        with self.lock:
+            number = self.numbers.get(signature)
+            if number is None:
+                if len(self.signature_of) >= _SIGNATURE_MEMO_SIZE:
+                    fresh = _RunMemo(self.n_slots)
+                    return fresh.learn(run)[0], fresh
+                number = self.numbers[signature] = len(self.signature_of)
+                self.signature_of.append(signature)
+                self.parts.append([None] * self.n_slots)
+            if len(self.runs) >= _RUNS_MEMO_SIZE:
+                self.runs = {}
+            known = self.runs[run.outcome_key] = (number, signature[0] != "success")
+        return known, self
 
 
 class CompositionalEncoder:
@@ -450,7 +453,7 @@ class CompositionalEncoder:
         # together at every edge.
         day, week, month = RECENCY_EDGES_MS
         same = failed = 0
-        memo = self._run_memo if t is self._ids else None
+        memo = self._run_memo if t is self._ids else None  # this walk keeps this memo
         slot_recency, slot_same = t.slot_recency, t.slot_same
         for i, run in enumerate(runs):
             started = run.started_ms
@@ -463,7 +466,9 @@ class CompositionalEncoder:
                 # id: a run seen again with a new outcome is another key.
                 known = memo.runs.get(run.outcome_key)
                 if known is None:
-                    known = memo.learn(run)
+                    known, learned = memo.learn(run)
+                    if learned is not memo:  # the memo was full: a fresh one from here on
+                        memo = self._run_memo = learned
                 number, bad = known
                 row = memo.parts[number]
                 part = row[i]
@@ -531,12 +536,14 @@ class CompositionalEncoder:
         out, parts = self._walk(planner_input, self._ids)
         ids = np.concatenate((np.fromiter(out, dtype=np.int64, count=len(out)), *parts))
         ids.sort()
-        if len(ids) > len(self._ones):
-            self._ones = np.ones(2 * len(ids), dtype=np.float32)
-            self._ones.setflags(write=False)
+        ones = self._ones  # read once: another thread may grow it meanwhile
+        if len(ids) > len(ones):
+            ones = np.ones(2 * len(ids), dtype=np.float32)
+            ones.setflags(write=False)
+            self._ones = ones
         if mask is None:  # a caller that checked the space already passes the job type's mask
             mask = planner_input.action_space.job_mask(planner_input.job_type)
-        return Features(ids, self._ones[: len(ids)], mask)
+        return Features(ids, ones[: len(ids)], mask)
 
     def encode_batch(
         self,

@@ -8,6 +8,7 @@ written only when set; nullable keys are always written. Read and write through 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -17,6 +18,7 @@ import attrs
 from swarm_planner.core import jsonconv, validation
 from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction, minutes_from_timeout
 from swarm_planner.core.canonical import input_hash
+from swarm_planner.core.documents import short_repr
 from swarm_planner.core.errors import ContractError
 from swarm_planner.core.jsonconv import (
     converter,
@@ -47,15 +49,27 @@ EXECUTED_PLAN_V1: Literal["cyntra.executed_plan.v1"] = "cyntra.executed_plan.v1"
 RUN_SUMMARY_V1: Literal["cyntra.run_summary.v1"] = "cyntra.run_summary.v1"
 
 
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
+"""Digits a text may hold to be read as a number (ASCII only: ``int`` would take ``"٣"``)."""
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+"""A date and a time of day (a space may stand for the ``T``), fractions of a second, and an
+offset or ``Z`` (none: UTC, as kernels that write naive times mean it)."""
+
+
 def _check_rfc3339(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        return f"expected an RFC3339 timestamp, got {value!r}"
+        return f"expected an RFC3339 timestamp, got {short_repr(value)}"
+    if _RFC3339.match(value) is None:
+        return f"{short_repr(value)} is not an RFC3339 timestamp"
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        return f"{value!r} is not an RFC3339 timestamp"
+        return f"{short_repr(value)} is not an RFC3339 timestamp"
     return None
 
 
@@ -189,7 +203,7 @@ def repair_issue_fields(value: Mapping[str, Any], *, unknown_too: bool) -> dict[
             note_repair(f"issue.{key}: unknown -> {default}", repr(given))
             out[key] = default
     attempts = out.get("dk_attempts")
-    if isinstance(attempts, str) and attempts.strip().isdigit():
+    if isinstance(attempts, str) and _DIGITS.match(attempts.strip()):
         note_repair("issue.dk_attempts: string -> int")
         out["dk_attempts"] = int(attempts.strip())
     elif attempts is None and unknown_too:
@@ -237,7 +251,7 @@ def _structure_hour(value: Any, _: Any) -> int | None:
     """An hour 0..23; the field's kernel writes it as two digits (``"09"``), read and noted."""
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.match(value.strip()):
         note_repair("system_state.hour_bucket: string -> int")
         return int(value.strip())
     hour: int = converter.structure(value, int)

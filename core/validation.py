@@ -27,8 +27,9 @@ from typing import Any, Literal, get_args, get_origin
 
 import attrs
 
+from swarm_planner.core.documents import short_repr
 from swarm_planner.core.errors import ContractError
-from swarm_planner.core.jsonconv import json_key
+from swarm_planner.core.jsonconv import MAX_PROBLEMS, json_key
 
 INT64_MAX = (1 << 63) - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -49,7 +50,9 @@ def _type_name(value: Any) -> str:
 
 def _check_int(value: Any, path: str, problems: Problems) -> None:
     if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
-        problems.append((path, f"expected an integer, got {value!r} ({_type_name(value)})"))
+        problems.append(
+            (path, f"expected an integer, got {short_repr(value)} ({_type_name(value)})")
+        )
         return
     if not -INT64_MAX - 1 <= value <= INT64_MAX:
         problems.append((path, "an integer beyond the 64-bit range"))
@@ -61,21 +64,25 @@ def _check_float(value: Any, path: str, problems: Problems) -> None:
             problems.append((path, f"expected a finite number, got {value!r}"))
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        problems.append((path, f"expected a number, got {value!r} ({_type_name(value)})"))
+        problems.append((path, f"expected a number, got {short_repr(value)} ({_type_name(value)})"))
     elif isinstance(value, float) and not math.isfinite(value):
         problems.append((path, f"expected a finite number, got {value!r}"))
 
 
 def _check_str(value: Any, path: str, problems: Problems) -> None:
     if type(value) is not str and not isinstance(value, str):
-        problems.append((path, f"expected a string, got {value!r} ({_type_name(value)})"))
+        problems.append((path, f"expected a string, got {short_repr(value)} ({_type_name(value)})"))
     elif _SURROGATE.search(value) is not None:
-        problems.append((path, f"{value!r} holds a lone UTF-16 surrogate, which is not text"))
+        problems.append(
+            (path, f"{short_repr(value)} holds a lone UTF-16 surrogate, which is not text")
+        )
 
 
 def _check_bool(value: Any, path: str, problems: Problems) -> None:
     if not isinstance(value, bool):
-        problems.append((path, f"expected true or false, got {value!r} ({_type_name(value)})"))
+        problems.append(
+            (path, f"expected true or false, got {short_repr(value)} ({_type_name(value)})")
+        )
 
 
 def _check_any(value: Any, path: str, problems: Problems) -> None:
@@ -130,7 +137,7 @@ def _literal(allowed: tuple[Any, ...]) -> Check:
         for choice in allowed:
             if value == choice and type(value) is type(choice):
                 return
-        problems.append((path, f"{value!r} is not one of {text}"))
+        problems.append((path, f"{short_repr(value)} is not one of {text}"))
 
     return check
 
@@ -164,10 +171,14 @@ def _array(item_t: Any) -> Check:
 
     def check(value: Any, path: str, problems: Problems) -> None:
         if not isinstance(value, (tuple, list)):
-            problems.append((path, f"expected an array, got {value!r} ({_type_name(value)})"))
+            problems.append(
+                (path, f"expected an array, got {short_repr(value)} ({_type_name(value)})")
+            )
             return
         for i, element in enumerate(value):
             item(element, _join(path, i), problems)
+            if len(problems) > MAX_PROBLEMS:  # enough to say what is wrong
+                return
 
     return check
 
@@ -177,7 +188,7 @@ def _fixed(item_types: tuple[Any, ...]) -> Check:
 
     def check(value: Any, path: str, problems: Problems) -> None:
         if not isinstance(value, (tuple, list)) or len(value) != len(items):
-            problems.append((path, f"expected {len(items)} values, got {value!r}"))
+            problems.append((path, f"expected {len(items)} values, got {short_repr(value)}"))
             return
         for i, (element, item) in enumerate(zip(value, items, strict=True)):
             item(element, _join(path, i), problems)
@@ -190,11 +201,15 @@ def _mapping(key_t: Any, value_t: Any) -> Check:
 
     def check(value: Any, path: str, problems: Problems) -> None:
         if not isinstance(value, Mapping):
-            problems.append((path, f"expected an object, got {value!r} ({_type_name(value)})"))
+            problems.append(
+                (path, f"expected an object, got {short_repr(value)} ({_type_name(value)})")
+            )
             return
         for k, v in value.items():
             key_check(k, _join(path, str(k)), problems)
             value_check(v, _join(path, str(k)), problems)
+            if len(problems) > MAX_PROBLEMS:
+                return
 
     return check
 
@@ -395,8 +410,13 @@ def check_record(record: Any, cls: type, *, source: str = "record") -> None:
         checker(cls)(record, "", problems)
     except RecursionError:
         problems.append(("$", "nested too deeply"))
+    except (AttributeError, TypeError) as exc:  # a record built around attrs' constructor
+        problems.append(("$", f"not a {cls.__name__} record: {exc}"))
     if problems:
-        raise ContractError(source, [f"{path or '$'}: {message}" for path, message in problems])
+        lines = [f"{path or '$'}: {message}" for path, message in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            lines.append(f"... and {len(problems) - MAX_PROBLEMS} more")
+        raise ContractError(source, lines)
     remember_valid(record)
 
 

@@ -322,3 +322,55 @@ def test_the_field_space_is_equivalent_to_ours_and_serves_the_same_actions() -> 
     assert not stricter.equivalent(SPACE)  # fab-world may then take NA candidates
     other_bins = ActionSpace(max_minutes_bins=(15, 30, NA))
     assert not other_bins.equivalent(SPACE)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.sampled_from([1, 2, 3, 5, 15, 30, 60, 120, "NA", "serial_handoff", "code", "x"])
+_CONSTRAINTS = st.one_of(
+    _VALUES,
+    st.builds(lambda v: {"ne": v}, _VALUES),
+    st.builds(lambda n: {"min": n}, st.integers(0, 130)),
+)
+_FIELDS = st.sampled_from(
+    ["job_type", "swarm_id", "max_candidates_bin", "max_minutes_bin", "max_iterations_bin"]
+)
+_RULES = st.lists(
+    st.fixed_dictionaries(
+        {
+            "if": st.dictionaries(_FIELDS, _CONSTRAINTS, max_size=2),
+            "then": st.dictionaries(_FIELDS, _CONSTRAINTS, min_size=1, max_size=2),
+        }
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_RULES, st.sampled_from(["code", "fab-world", "x", "docs"]))
+def test_the_mask_is_the_rules_applied_to_every_action(rules: list[object], job_type: str) -> None:
+    """The vectorised mask and the one-action-at-a-time rule check agree on any rules."""
+    space = load({"validity_rules": rules}, ActionSpace)
+    expected = [
+        all(rule.holds({"job_type": job_type, **a.as_fields()}) for rule in space.validity_rules)
+        for a in space.all_actions()
+    ]
+    assert space.joint_mask(job_type).tolist() == expected
+
+
+def test_a_space_built_in_code_with_a_list_of_rules_is_a_value() -> None:
+    space = ActionSpace(validity_rules=list(default_validity_rules()))
+    assert space == SPACE and hash(space) == hash(SPACE)
+
+
+def test_spaces_with_many_rules_compare_by_the_rules_that_forbid_something() -> None:
+    many = [
+        {"if": {"job_type": f"j{i}"}, "then": {"max_minutes_bin": {"min": 1}}} for i in range(250)
+    ]
+    field = load({"validity_rules": [*FIELD_RULES, *many]}, ActionSpace)
+    assert field.equivalent(SPACE)  # the extra rules forbid nothing: the same effective rules
+    other = load(
+        {"validity_rules": [*FIELD_RULES, *many, {"then": {"max_minutes_bin": 30}}]}, ActionSpace
+    )
+    assert not other.equivalent(SPACE)

@@ -47,7 +47,7 @@ def _options(
         os.environ[ENV_DEBUG] = "1"
 
 
-def int_list(text: str, *, option: str, minimum: int = 0) -> list[int]:
+def int_list(text: str, *, option: str, minimum: int = 0, maximum: int = 1024) -> list[int]:
     """``"0,1,4"`` → ``[0, 1, 4]``; anything else is a usage error naming ``option``."""
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or any(not p for p in parts):
@@ -63,6 +63,8 @@ def int_list(text: str, *, option: str, minimum: int = 0) -> list[int]:
         value = int(part)
         if value < minimum:
             raise typer.BadParameter(f"{value} is below {minimum}", param_hint=option)
+        if value > maximum:
+            raise typer.BadParameter(f"{value} is above {maximum}", param_hint=option)
         values.append(value)
     return values
 
@@ -488,7 +490,11 @@ def main() -> None:
             message = exc.format_message()  # type: ignore[attr-defined]
             typer.echo(f"error: {message} (see `{command} --help`)", err=True)
         sys.exit(int(getattr(exc, "exit_code", 2)))
-    except typer.Abort:
+    except typer.Abort as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, EOFError):  # click turns an EOFError inside a command into Abort
+            typer.echo(f"error: unexpected end of data: {cause or 'EOFError'}", err=True)
+            sys.exit(1)
         typer.echo("aborted", err=True)
         sys.exit(130)
     except PlannerError as exc:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.contracts import (
     EXECUTED_PLAN_V1,
     ActionExecuted,
@@ -44,7 +45,13 @@ from swarm_planner.core.contracts import (
     load,
     repair_issue_fields,
 )
-from swarm_planner.core.documents import DocumentError, iter_json_lines, read_json, read_yaml
+from swarm_planner.core.documents import (
+    DocumentError,
+    iter_json_lines,
+    read_json,
+    read_yaml,
+    short_repr,
+)
 from swarm_planner.core.errors import ContractError, PlannerError
 from swarm_planner.core.jsonconv import RepairLog, recording_repairs, structure_repairing
 from swarm_planner.core.kernel_files import (
@@ -58,7 +65,7 @@ from swarm_planner.core.kernel_files import (
     UniverseFile,
 )
 from swarm_planner.core.progress import Progress
-from swarm_planner.core.recording import ms_from_rfc3339
+from swarm_planner.core.recording import ms_from_rfc3339, rfc3339_from_ms
 
 T = TypeVar("T")
 
@@ -87,6 +94,11 @@ class Skip:
         return self.reason.split(":", 1)[0]
 
 
+MAX_LISTED_SKIPS = 1_000
+"""Skips listed one by one per kind (all are counted): a root of a million bad lines must not
+become a report of a million lines."""
+
+
 @attrs.define
 class ReadReport:
     """What was read, what was skipped and why, and what was repaired."""
@@ -95,10 +107,23 @@ class ReadReport:
     runs_read: int = 0
     issues_read: int = 0
     skipped: list[Skip] = attrs.field(factory=list)
+    """The skips listed one by one (the first :data:`MAX_LISTED_SKIPS` of each kind)."""
+    skip_kinds: Counter[str] = attrs.field(factory=Counter)
+    """Every skip, counted by kind."""
     repairs: RepairLog = attrs.field(factory=RepairLog)
 
+    def skip(self, where: str, reason: str) -> None:
+        entry = Skip(where, reason)
+        self.skip_kinds[entry.kind] += 1
+        if self.skip_kinds[entry.kind] <= MAX_LISTED_SKIPS:
+            self.skipped.append(entry)
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.skip_kinds.values())
+
     def skip_counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(s.kind for s in self.skipped).items()))
+        return dict(sorted(self.skip_kinds.items()))
 
     def to_json(self) -> dict[str, Any]:
         repairs = self.repairs.to_json()
@@ -106,9 +131,10 @@ class ReadReport:
             "root": self.root,
             "runs_read": self.runs_read,
             "issues_read": self.issues_read,
-            "skipped_count": len(self.skipped),
+            "skipped_count": self.skipped_count,
             "skip_counts": self.skip_counts(),
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skipped_not_listed": self.skipped_count - len(self.skipped),
             "repairs": repairs["counts"],
             "repair_examples": repairs["examples"],
         }
@@ -204,9 +230,11 @@ def _start_ms(directory: Path, candidates: list[tuple[str, str | None]], repairs
         if text is None:
             continue
         try:
-            return ms_from_rfc3339(text)
-        except (ValueError, OverflowError):
-            repairs.add(f"{label} is not RFC3339: next source used", repr(text))
+            ms = ms_from_rfc3339(text)
+            rfc3339_from_ms(ms)  # a time the rows can be written with (years 1 to 9999)
+            return ms
+        except (ValueError, OverflowError, OSError):
+            repairs.add(f"{label} is not RFC3339: next source used", short_repr(text))
     repairs.add("start time from the folder's mtime")
     return int(os.stat(directory).st_mtime * 1000)
 
@@ -333,7 +361,7 @@ def _from_proof(
     job_type = manifest.job_type or "code"
     tags = manifest.issue.tags
     summary = RunSummary(
-        run_id=proof.workcell_id or manifest.workcell_id or directory.name,
+        run_id=proof.workcell_id or manifest.workcell_id or file_name_text(directory.name, repairs),
         started_ms=started,
         job_type=job_type,
         domain=domain_of(job_type, tags),
@@ -363,7 +391,9 @@ def _from_rollout(
     job_type = rollout.job_type or manifest.job_type or "code"
     tags = manifest.issue.tags
     summary = RunSummary(
-        run_id=rollout.workcell_id or manifest.workcell_id or directory.name,
+        run_id=rollout.workcell_id
+        or manifest.workcell_id
+        or file_name_text(directory.name, repairs),
         started_ms=started,
         job_type=job_type,
         domain=domain_of(job_type, tags),
@@ -388,7 +418,10 @@ def read_issues(path: Path, report: ReadReport, *, strict: bool = False) -> dict
     cannot be read or names no id; odd values are repaired and counted (the later of two lines
     with one id wins)."""
     issues: dict[str, Issue] = {}
-    if not path.exists() and not path.is_symlink():
+    if path.parent.exists() and not path.parent.is_dir():
+        _skip(report, str(path.parent), "not a folder: .beads is a file", strict)
+        return issues
+    if not os.path.lexists(path):
         return issues
     try:
         lines = list(_issue_lines(path, report, strict=strict))
@@ -455,6 +488,7 @@ def read_universe(
         )
     folder = base / universe_id
     repairs = report.repairs if report is not None else RepairLog()
+    universe_id = file_name_text(universe_id, repairs)
     universe_doc = _yaml_record(folder / "universe.yaml", UniverseFile, repairs)
     swarms_doc = _yaml_record(folder / "swarms.yaml", SwarmsFile, repairs)
     defaults = UniverseDefaults()
@@ -467,11 +501,24 @@ def read_universe(
         if not swarms_doc.swarms:
             raise ArchiveError(f"{folder / 'swarms.yaml'}: swarms: expected a non-empty mapping")
         swarms = tuple(sorted(swarms_doc.swarms))
+        try:
+            ActionSpace(swarm_ids=swarms)  # the space the dataset will use: checked here
+        except (ValueError, TypeError) as exc:
+            raise ArchiveError(f"{folder / 'swarms.yaml'}: swarms: {exc}") from exc
     return Universe(universe_id, defaults, swarms)
 
 
+def file_name_text(name: str, repairs: RepairLog) -> str:
+    """A file name as text: a name that is not UTF-8 (its bytes survive as lone surrogates)
+    gets U+FFFD in their place, noted, so that it can be written as a run or universe id."""
+    if name.isascii() or not any("\udc80" <= ch <= "\udcff" for ch in name):
+        return name
+    repairs.add("file name not UTF-8: undecodable bytes replaced", ascii(name))
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _yaml_record(path: Path, cls: type[T], repairs: RepairLog) -> T | None:
-    if not path.exists():
+    if not os.path.lexists(path):  # a symlink loop is read (and refused), not absent
         return None
     try:
         doc = read_yaml(path)
@@ -490,7 +537,7 @@ def _yaml_record(path: Path, cls: type[T], repairs: RepairLog) -> T | None:
 def _skip(report: ReadReport, path: str, reason: str, strict: bool) -> None:
     if strict:
         raise ArchiveError(f"{path}: {reason}")
-    report.skipped.append(Skip(path, reason))
+    report.skip(path, reason)
 
 
 def _not_a_folder(path: Path) -> str | None:

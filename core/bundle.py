@@ -26,7 +26,14 @@ from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.canonical import canonical_json, sha256_hex
 from swarm_planner.core.documents import DocumentError, read_json
 from swarm_planner.core.errors import ContractError, PlannerError
-from swarm_planner.core.jsonconv import json_field, open_record, positive, structure, validator
+from swarm_planner.core.jsonconv import (
+    at_most,
+    json_field,
+    open_record,
+    positive,
+    structure,
+    validator,
+)
 from swarm_planner.core.recording import now_rfc3339
 
 BUNDLE_FORMAT = 2
@@ -152,16 +159,22 @@ class EncoderRef:
     options: dict[str, Any] = attrs.field(factory=dict)
 
 
+def _widths(widths: tuple[int, ...]) -> str | None:
+    if len(widths) > 8 or any(not 1 <= w <= 65_536 for w in widths):
+        return f"{list(widths)!r}: at most 8 layers of 1 to 65,536 units"
+    return None
+
+
 @open_record
 @attrs.frozen
 class ModelSpec:
     """``config.json``'s ``model``: what the network is (the torch policy rebuilds it)."""
 
     type: str
-    n_features: int = json_field(validator=positive)
+    n_features: int = json_field(validator=[positive, at_most(1 << 24)])
     n_actions: int = json_field(validator=positive)
-    dim: int = json_field(default=32, validator=positive)
-    hidden: tuple[int, ...] = ()
+    dim: int = json_field(default=32, validator=[positive, at_most(4096)])
+    hidden: tuple[int, ...] = json_field(default=(), validator=validator(_widths))
     head_sizes: tuple[int, ...] = ()
 
 

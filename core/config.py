@@ -141,11 +141,18 @@ def validate(config: PlannerConfig, *, source: str, host: PluginHost | None = No
                 problems.append(f"{_options_path(path)}: set, but no {kind} is chosen")
             continue
         try:
-            host.parse_options(kind, name, options, path=_options_path(path))
+            parsed = host.parse_options(kind, name, options, path=_options_path(path))
         except ConfigError as exc:
             problems.extend(exc.problems)
+            continue
         except PluginError as exc:
             problems.append(f"{path}: {exc}")
+            continue
+        # Options that name actions (a rule table) are checked against the deployment's space
+        # here, so that they fail when the config is read, not at the first decision.
+        check = getattr(parsed, "problems_in", None)
+        if callable(check):
+            problems.extend(f"{_options_path(path)}.{p}" for p in check(config.action_space))
     swarms = config.action_space.swarm_ids
     if config.flags.force_swarm is not None and config.flags.force_swarm not in swarms:
         problems.append(

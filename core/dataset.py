@@ -290,8 +290,10 @@ def iter_dataset(folder: Path | str) -> Iterator[DatasetRow]:
 
 def file_hash(folder: Path | str) -> str:
     path = Path(folder) / DATASET_FILE
-    if not path.is_file():
+    if not path.exists():
         raise DatasetError(f"{path}: missing (build it with `planner build-dataset`)")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file")
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -328,7 +330,7 @@ def root_stats(root: Path | str, *, universe_id: str | None = None) -> dict[str,
         "root": str(root),
         "runs": total,
         "issues": len(kernel.issues),
-        "skipped": len(kernel.report.skipped),
+        "skipped": kernel.report.skipped_count,
         "skip_counts": kernel.report.skip_counts(),
         "repairs": dict(sorted(kernel.report.repairs.counts.items())),
         "counts": {k: dict(sorted(v.items())) for k, v in sorted(tables.items())},

@@ -531,7 +531,7 @@ class _CoreLoader(yaml.SafeLoader):
                 None,
                 f"it holds more than {self.max_nodes:,} values; raise the limit with "
                 "SWARM_PLANNER_MAX_NODES",
-                self.peek_event().start_mark,
+                self.peek_event().start_mark,  # type: ignore[no-untyped-call]
             )
         return super().compose_node(parent, index)
 

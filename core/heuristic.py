@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from swarm_planner.core.action_space import NA, Bin, JointAction
+from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction
 from swarm_planner.core.contracts import RISKS, PlannerInput, check_input
 from swarm_planner.core.jsonconv import json_field, validator
 from swarm_planner.core.protocols import ActionDistribution
@@ -54,6 +54,22 @@ class HeuristicOptions:
         factory=_default_rules, validator=validator(_check_risks)
     )
     default: RuleAction = json_field(factory=lambda: RuleAction("serial_handoff", 1))
+
+    def problems_in(self, space: ActionSpace) -> list[str]:
+        """Each action of the table that the space has no room for (``rules.high: ...``): a
+        swarm it does not have, a bin it does not have, or an action no job type allows."""
+        out = []
+        entries = [(f"rules.{risk}", rule) for risk, rule in sorted(self.rules.items())]
+        for where, rule in [*entries, ("default", self.default)]:
+            action = rule.action()
+            broken = space.violations(action, "code")
+            if broken and any(not space.violations(action, j) for j in ("fab-world", "other")):
+                continue  # valid for some job type: decided per input
+            if broken:
+                out.append(
+                    f"{where}: {action.text} is not an action of planner.action_space: {broken[0]}"
+                )
+        return out
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from swarm_planner import hookimpl
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.bundle import BundleError, load_served
 from swarm_planner.core.contracts import PlannerInput, check_input, no_valid_action
-from swarm_planner.core.errors import InferenceError
+from swarm_planner.core.errors import ContractError, InferenceError
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import ActionDistribution, FeatureBatch, Features
 from swarm_planner.plugins.models.torch_policy import BundleOptions, check_space, load_encoder
@@ -60,16 +60,20 @@ def _check_answers(
     path: Path,
 ) -> None:
     """:func:`_check_answer` for a batch, in a few array operations."""
-    totals = probs.sum(axis=1, dtype=np.float64)
     inside = (action >= 0) & (action < masks.shape[1])
-    chosen_valid = np.zeros(len(action), dtype=bool)
-    chosen_valid[inside] = masks[np.flatnonzero(inside), action[inside]]
+    rows = np.flatnonzero(inside)
+    chosen = np.zeros(len(action), dtype=bool)
+    chosen[inside] = masks[rows, action[inside]]
+    picked = np.full(len(action), np.nan, dtype=np.float64)
+    picked[inside] = probs[rows, action[inside]]
+    valid_mass = np.add.reduce(probs, axis=1, where=masks, dtype=np.float64)
+    total = np.add.reduce(probs, axis=1, dtype=np.float64)
     good = (
-        np.isfinite(totals)
-        & (np.abs(totals - 1.0) <= _MASS_TOLERANCE)
-        & chosen_valid
-        & np.isfinite(confidence)
+        chosen
+        & (np.abs(valid_mass - 1.0) <= _MASS_TOLERANCE)
+        & (np.abs(total - 1.0) <= _MASS_TOLERANCE)
         & (probs.min(axis=1) >= 0.0)
+        & (np.abs(picked - confidence) <= _MASS_TOLERANCE)
     )
     if not good.all():
         row = int(np.flatnonzero(~good)[0])
@@ -83,20 +87,23 @@ def _check_answer(
     mask: npt.NDArray[np.bool_],
     path: Path,
 ) -> None:
-    """The graph's answer is a distribution over the valid actions, its action one of them:
-    a NaN or an overflow in the model becomes an InferenceError, never an invalid action. (The
-    graph ends in a masked softmax, so no probability is negative; a NaN anywhere makes the
-    sum NaN.)"""
-    total = float(_add(probs))
-    if not (
-        0 <= action < len(mask)
-        and mask[action]
-        and abs(total - 1.0) <= _MASS_TOLERANCE  # False for NaN
-        and math.isfinite(confidence)
-    ):
+    """The graph's answer is a distribution over the valid actions (its mass on them, none
+    negative), its action one of them with the confidence its probability: a NaN, an overflow
+    or a tampered graph becomes an InferenceError, never an invalid or unsupported action."""
+    ok = 0 <= action < len(mask) and bool(mask[action])
+    if ok:
+        valid_mass = float(_add(probs, where=mask, dtype=np.float64))
+        total = float(_add(probs, dtype=np.float64))
+        ok = (
+            abs(valid_mass - 1.0) <= _MASS_TOLERANCE  # False for NaN
+            and abs(total - 1.0) <= _MASS_TOLERANCE
+            and abs(float(probs[action]) - confidence) <= _MASS_TOLERANCE
+            and float(probs.min()) >= 0.0
+        )
+    if not ok:
         raise InferenceError(
             f"{path}: the model's answer is not a distribution over the valid actions "
-            f"(sum {total!r}, action {action}, confidence {confidence!r})"
+            f"(action {action}, confidence {confidence!r}, total {float(_add(probs))!r})"
         )
 
 
@@ -178,6 +185,7 @@ class OnnxPolicy:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        options.log_severity_level = 4  # its errors reach the caller as BundleErrors, not logs
         try:
             self.session = ort.InferenceSession(
                 str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
@@ -209,17 +217,47 @@ class OnnxPolicy:
                 f"{self.path / 'model.onnx'}: the graph answers over {width} actions, the "
                 f"bundle's action space has {len(self.actions)}"
             )
-        # Every feature id the encoder can give must index the graph's embedding.
-        top = np.array([[self.encoder.n_features - 1]], dtype=np.int64)
-        probs, _, _ = self.session.run(
-            self._outputs,
-            {"ids": top, "weights": np.ones((1, 1), np.float32), "mask": self._all_valid()},
-        )
+        model = self.bundle.config.model
+        if self.encoder.n_features != model.n_features:
+            raise BundleError(
+                f"{self.path / 'config.json'}: the encoder gives {self.encoder.n_features} "
+                f"feature ids, the model was built for {model.n_features}"
+            )
+        # Every feature id the encoder can give indexes the graph's embedding, and no more:
+        # a graph built for another encoder fails here, not with shifted answers.
+        probs, _, _ = self._probe(self.encoder.n_features - 1)
         if probs.shape != (1, len(self.actions)):
             raise BundleError(
                 f"{self.path / 'model.onnx'}: answers with shape {probs.shape}, expected "
                 f"(1, {len(self.actions)})"
             )
+        try:
+            self._probe(self.encoder.n_features)
+        except Exception:  # out of the embedding's bounds: as it should be
+            pass
+        else:
+            raise BundleError(
+                f"{self.path / 'model.onnx'}: its embedding has more rows than the "
+                f"{self.encoder.n_features} feature ids of the bundle's encoder"
+            )
+        graph_temperature = (self.bundle.config.onnx or {}).get("temperature_in_graph")
+        if graph_temperature is not None and not math.isclose(
+            float(graph_temperature), self.bundle.temperature, rel_tol=1e-9
+        ):
+            raise BundleError(
+                f"{self.path}: calibration.json's temperature {self.bundle.temperature!r} is "
+                f"not the one in the graph ({graph_temperature!r})"
+            )
+
+    def _probe(self, feature_id: int) -> Any:
+        return self.session.run(
+            self._outputs,
+            {
+                "ids": np.array([[feature_id]], dtype=np.int64),
+                "weights": np.ones((1, 1), np.float32),
+                "mask": self._all_valid(),
+            },
+        )
 
     def _all_valid(self) -> npt.NDArray[np.bool_]:
         return np.ones((1, len(self.actions)), dtype=bool)
@@ -324,10 +362,13 @@ class OnnxPolicy:
             self._masks[job_type] = mask
         return mask
 
-    def decide_batch(self, inputs: Sequence[PlannerInput]) -> list[Decision]:
+    def decide_batch(self, inputs: Iterable[PlannerInput] | Any) -> list[Decision]:
         """Many decisions: the throughput path. The encoder builds a chunk of inputs at once and
         one run serves it; chunks of 128 keep the gathered embeddings in cache (a run over 256
         costs more per input)."""
+        if isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable):
+            raise ContractError("inputs", [f"expected planner_inputs, got {type(inputs).__name__}"])
+        inputs = list(inputs)
         for planner_input in inputs:
             self._check(planner_input)
             if self._mask(planner_input.job_type) is _NOTHING_VALID:
@@ -351,7 +392,7 @@ class OnnxPolicy:
         # The bundle's space (the input's was checked equal): its valid actions are cached.
         actions = self.space.valid_actions(planner_input.job_type)
         kept = decision.probs[decision.mask].astype(np.float64)
-        return ActionDistribution(actions, kept / kept.sum())
+        return ActionDistribution(actions, kept / kept.sum())  # checked sums: no division by 0
 
 
 def _build(options: BundleOptions) -> OnnxPolicy:

@@ -18,7 +18,7 @@ from swarm_planner import hookimpl
 from swarm_planner.core.action_space import HEADS, ActionSpace
 from swarm_planner.core.bundle import BundleError, ServedBundle, load_served
 from swarm_planner.core.contracts import PlannerInput, check_input, load, no_valid_action
-from swarm_planner.core.errors import ContractError
+from swarm_planner.core.errors import ContractError, InferenceError
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.metrics import head_index
 from swarm_planner.core.protocols import ActionDistribution, FeatureBatch
@@ -83,19 +83,21 @@ class TorchPolicy:
         self.encoder = load_encoder(self.bundle)
         self.space = self.bundle.space
         self.temperature = self.bundle.temperature
-        self.net = PlannerNet(
-            kind=model.type,
-            n_features=model.n_features,
-            head_index=head_index(self.space),
-            head_sizes=[len(self.space.head_bins(h)) for h in HEADS],
-            dim=model.dim,
-            hidden=model.hidden,
-        )
         try:
-            self.net.load_state_dict(torch.load(self.path / "model.pt", weights_only=True))
-        except (RuntimeError, OSError, ValueError) as exc:
+            self.net = PlannerNet(
+                kind=model.type,
+                n_features=model.n_features,
+                head_index=head_index(self.space),
+                head_sizes=[len(self.space.head_bins(h)) for h in HEADS],
+                dim=model.dim,
+                hidden=model.hidden,
+            )
+            state = torch.load(self.path / "model.pt", weights_only=True)
+            self.net.load_state_dict(state)
+        except Exception as exc:  # torch and pickle raise many types for a bad weights file
             raise BundleError(
-                f"{self.path / 'model.pt'}: does not load into the model: {exc}"
+                f"{self.path / 'model.pt'}: does not load into the {model.type!r} model of "
+                f"config.json: {type(exc).__name__}: {exc}"
             ) from exc
         self.net.eval()
         self._torch = torch
@@ -124,7 +126,15 @@ class TorchPolicy:
         valid = features.mask
         actions = tuple(a for a, ok in zip(self.space.all_actions(), valid, strict=True) if ok)
         kept = probs[valid]
-        return ActionDistribution(actions, kept / kept.sum())
+        try:
+            with np.errstate(all="ignore"):  # a NaN answer is reported below, not warned about
+                share = kept / kept.sum()
+            return ActionDistribution(actions, share)
+        except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
+            raise InferenceError(
+                f"{self.path}: the model's answer is not a distribution over the valid "
+                f"actions: {exc}"
+            ) from exc
 
 
 def _factory(kind: str) -> Any:

@@ -89,6 +89,12 @@ def load_splits(folder: Path | str) -> tuple[dict[str, list[DatasetRow]], Action
                 f"{folder}: row {row.run_id} has another action space than the first row; "
                 "a dataset must use one action space (rebuild it)"
             )
+        broken = space.violations(row.label_action.action, row.planner_input.job_type)
+        if broken:
+            raise TrainingError(
+                f"{folder}: row {row.run_id}: its label {row.label_action.action.text} is not an "
+                f"action of its space ({broken[0]}); rebuild the dataset"
+            )
         splits[row.split].append(row)
     if space is None:
         raise TrainingError(f"{folder}: the dataset has no rows")

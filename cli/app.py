@@ -151,7 +151,7 @@ def build_dataset_cmd(
         ..., "--out", callback=checks.folder, help="Folder for dataset.jsonl and meta.json."
     ),
     n_similar: int = typer.Option(
-        8, "--n-similar", min=0, max=1024, help="Similar runs per input (N)."
+        8, "--n-similar", min=0, max=64, help="Similar runs per input (N, at most 64)."
     ),
     scorer: str = typer.Option(
         "signals",
@@ -459,7 +459,7 @@ def ablate_cmd(
     from swarm_planner.core.progress import progress_bar
     from swarm_planner.plugins.models.ablation import ablate
 
-    sizes = int_list(n_similar, option="--n-similar")
+    sizes = int_list(n_similar, option="--n-similar", maximum=64)
     with progress_bar("ablate", enabled=not quiet) as progress:
         table = ablate(dataset, sizes, model=model, out=out, progress=progress)
     typer.echo(json.dumps(table, indent=2) if as_json else render_ablation(table))

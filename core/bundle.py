@@ -39,7 +39,7 @@ from swarm_planner.core.recording import now_rfc3339
 BUNDLE_FORMAT = 2
 """2: ``metadata.json`` is sealed too (format 1 sealed only the other files)."""
 METADATA = "metadata.json"
-SEAL_KEYS = ("files", "sealed_at", "bundle_format", "swarm_planner_version", "seal")
+SEAL_KEYS = ("files", "sizes", "sealed_at", "bundle_format", "swarm_planner_version", "seal")
 """What :func:`seal` writes; everything else in the metadata is the caller's."""
 
 
@@ -81,17 +81,18 @@ def caller_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def seal(folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
     """Write ``metadata.json`` with the hashes of every other file now in ``folder``, sealed."""
-    files = {
-        p.name: _sha256_file(p)
+    paths = [
+        p
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name != METADATA and not p.name.startswith(".")
-    }
+    ]
     sealed = {
         **caller_metadata(metadata),
         "bundle_format": BUNDLE_FORMAT,
         "swarm_planner_version": __version__,
         "sealed_at": now_rfc3339(),
-        "files": files,
+        "files": {p.name: _sha256_file(p) for p in paths},
+        "sizes": {p.name: p.stat().st_size for p in paths},
     }
     sealed["seal"] = _seal_of(sealed)
     write_json(folder / METADATA, sealed)
@@ -129,6 +130,9 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     files = metadata.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleError(f"{path}: files: expected a mapping of file name to sha256")
+    sizes = metadata.get("sizes")
+    if not isinstance(sizes, dict) or set(sizes) != set(files):
+        raise BundleError(f"{path}: sizes: expected the size of every file listed in files")
     for name in required:
         if name not in files:
             raise BundleError(f"{folder}: {name} is missing from the bundle")
@@ -136,6 +140,12 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
         file = folder / name
         if Path(name).name != name or not file.is_file():
             raise BundleError(f"{file}: listed in metadata.json but missing")
+        size = file.stat().st_size
+        if size != sizes[name]:  # before hashing: a file grown to gigabytes is refused at once
+            raise BundleError(
+                f"{file}: {size:,} bytes, not the {sizes[name]!r} of metadata.json; the bundle "
+                "was modified after it was sealed"
+            )
         actual = _sha256_file(file)
         if actual != expected:
             raise BundleError(

@@ -85,11 +85,11 @@ class ReadLimits:
     a manifest well under a MiB)."""
     max_line_bytes: int = 4 * MiB
     """Largest line of a JSON lines file (the file itself is streamed)."""
-    max_yaml_bytes: int = 1 * MiB
-    """Largest YAML document (configs and universe files are small; YAML parses slowly)."""
+    max_yaml_bytes: int = 256 * 1024
+    """Largest YAML document (configs and universe files are a few kB; YAML parses slowly)."""
     max_depth: int = 64
     """Deepest nesting of arrays and objects."""
-    max_nodes: int = 1_000_000
+    max_nodes: int = 100_000
     """Most values a YAML document may hold, its aliases expanded."""
 
     @classmethod
@@ -518,7 +518,7 @@ def iter_json_lines(path: Path | str, *, limits: ReadLimits | None = None) -> It
 class _CoreLoader(yaml.SafeLoader):
     """PyYAML's safe loader with the YAML 1.2 core schema's scalars and strict mappings."""
 
-    max_nodes = 1_000_000
+    max_nodes = 100_000
     composed = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:

@@ -274,6 +274,10 @@ def test_an_input_with_the_field_kernels_rules_is_served_alike(
             r"model.onnx: sha256 .* does not match",
         ),
         (
+            lambda d: (d / "metrics.json").write_bytes(b" " * 5_000_000),
+            r"metrics.json: 5,000,000 bytes, not the \d+ of metadata.json",
+        ),
+        (
             lambda d: (d / "validation.json").unlink(),
             r"validation.json: listed in metadata.json but missing",
         ),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import pytest
 from cli_helpers import run_main
 from kernel_fixtures import manifest, proof, write_run
@@ -436,3 +437,170 @@ def test_a_hand_sealed_bundle_asking_for_a_huge_encoder_is_refused_quickly(tmp_p
         BundleError, match=r"encoder.options: 1 problem\(s\)\n  n_history: 1000000000 is above 256"
     ):
         OnnxPolicy(copy)
+
+
+# -- the second round of probes ------------------------------------------------------------------
+
+
+def test_an_answer_with_its_mass_off_the_mask_is_an_inference_error(
+    planner_input: PlannerInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarm_planner.core.errors import InferenceError
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    policy = OnnxPolicy(BUNDLE)
+    real = policy.session.run_with_iobinding
+    invalid = int(np.flatnonzero(~policy._mask(planner_input.job_type))[0])
+
+    def elsewhere(binding: object) -> None:
+        real(binding)
+        for bound in policy._local.slots.values():
+            bound.probs[0, :] = 0.0
+            bound.probs[0, invalid] = 1.0  # all the mass on an action the rules forbid
+
+    monkeypatch.setattr(policy.session, "run_with_iobinding", elsewhere)
+    for call in (policy.decide, policy.predict):
+        with pytest.raises(InferenceError, match="not a distribution over the valid actions"):
+            call(planner_input)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda d: d["issue"].update(dk_attempts="9" * 30),
+            "issue.dk_attempts: expected an integer",
+        ),
+        (lambda d: d["issue"].update(dk_attempts="²"), "issue.dk_attempts: expected an integer"),
+        (lambda d: d["system_state"].update(hour_bucket="٣"), "system_state.hour_bucket"),
+        (lambda d: d.update(created_at="2025-W01-1"), "created_at: '2025-W01-1' is not an RFC3339"),
+        (lambda d: d["issue"].update(tags=[1] * 100_000), "issue.tags[0]: expected a string"),
+    ],
+)
+def test_odd_texts_and_huge_lists_are_one_short_contract_error(change: Any, problem: str) -> None:
+    document = json.loads(TINY_INPUT.read_text())
+    change(document)
+    with pytest.raises(ContractError) as info:
+        load(document, PlannerInput)
+    message = str(info.value)
+    assert problem in message
+    assert len(info.value.problems) <= 21 and len(message) < 5_000
+
+
+def test_the_extremes_of_64_bits_are_read_and_past_them_refused() -> None:
+    from swarm_planner.core.documents import DocumentError, parse_json
+
+    assert parse_json(b"[-9223372036854775808, 9223372036854775807]", "x") == [-(2**63), 2**63 - 1]
+    for text in (b"[-9223372036854775809]", b"[9223372036854775808]"):
+        with pytest.raises(DocumentError, match="beyond the 64-bit range"):
+            parse_json(text, "x")
+
+
+def test_decide_batch_takes_any_iterable_and_refuses_what_is_not_one(
+    planner_input: PlannerInput, onnx_policy: Any
+) -> None:
+    assert len(onnx_policy.decide_batch(x for x in [planner_input, planner_input])) == 2
+    for bad in (None, 3, "inputs"):
+        with pytest.raises(ContractError):
+            onnx_policy.decide_batch(bad)
+
+
+def test_an_error_never_repeats_a_whole_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps([{"x": "y" * 1000}] * 2000))
+    code, err = run_main(monkeypatch, capsys, "plan", "--bundle", str(BUNDLE), "--input", str(path))
+    assert code == 2 and len(err) < 1_000, err
+
+
+def test_a_config_whose_rule_table_the_space_cannot_hold_fails_when_read(tmp_path: Path) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text(
+        "planner:\n  model: {type: heuristic, options: {default: {swarm_id: nosuch, max_candidates: -7}}}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"planner.model.options.default: nosuch\|-7\|NA\|NA is not an action"
+    ):
+        load_config(path)
+
+
+def test_yaml_merge_keys_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text(
+        "base: &base {max_candidates_cap: 2}\nplanner:\n  safety: {<<: *base, max_minutes_cap: 30}\n"
+    )
+    safety = load_config(path).safety
+    assert (safety.max_candidates_cap, safety.max_minutes_cap) == (2, 30)
+
+
+def test_a_big_flat_yaml_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text("x: [" + ",".join(["a"] * 200_000) + "]\n")
+    with pytest.raises(ConfigError, match="larger than the limit of 262,144 bytes"):
+        load_config(path)
+
+
+def test_skips_are_all_counted_but_listed_up_to_a_bound(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarm_planner.core import archives
+
+    monkeypatch.setattr(archives, "MAX_LISTED_SKIPS", 5)
+    beads = root / ".beads"
+    beads.mkdir()
+    (beads / "issues.jsonl").write_text("1\n" * 40)
+    report = read_root(root).report
+    assert report.skipped_count == 40 and len(report.skipped) == 5
+    assert report.to_json()["skipped_not_listed"] == 35
+
+
+def test_one_odd_file_never_stops_the_build(root: Path) -> None:
+    odd = proof(workcell_id=None)
+    odd["metadata"]["started_at"] = "0001-01-01T00:00:00+23:59"
+    del odd["workcell_id"]
+    write_run(root, "wc-\udcff", {"manifest.json": manifest(workcell_id=None), "proof.json": odd})
+    beads = root / ".beads"
+    beads.mkdir()
+    lines = [{"id": "8", "dk_attempts": "²"}, {"id": "9", "dk_attempts": "7" * 5000}]
+    (beads / "issues.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = __import__("swarm_planner.core.dataset", fromlist=["build_dataset"]).build_dataset(
+        root, root / "ds"
+    )
+    assert result.meta["example_count"] == 2
+    repairs = result.meta["read_report"]["repairs"]
+    assert repairs["file name not UTF-8: undecodable bytes replaced"] == 1
+    assert repairs["proof.json metadata.started_at is not RFC3339: next source used"] == 1
+    assert repairs["bad value dropped: issue dk_attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("swarms", "problem"),
+    [
+        ("swarms:\n  '': {}\n  serial_handoff: {}\n", "a swarm id is a non-empty string"),
+        (
+            "swarms:\n" + "".join(f"  s{i}: {{}}\n" for i in range(1000)),
+            "action tuples; at most 20,000",
+        ),
+    ],
+)
+def test_a_swarm_catalog_the_space_cannot_hold_is_an_archive_error(
+    root: Path, swarms: str, problem: str
+) -> None:
+    from swarm_planner.core.archives import ArchiveError
+
+    folder = root / "universes" / "u"
+    folder.mkdir(parents=True)
+    (folder / "swarms.yaml").write_text(swarms)
+    with pytest.raises(ArchiveError, match=problem):
+        read_root(root)
+
+
+def test_a_universe_file_that_is_a_symlink_loop_is_refused_not_ignored(root: Path) -> None:
+    from swarm_planner.core.archives import ArchiveError
+
+    folder = root / "universes" / "u"
+    folder.mkdir(parents=True)
+    (folder / "universe.yaml").symlink_to(folder / "universe.yaml")
+    with pytest.raises(ArchiveError, match=r"universe\.yaml: a symlink loop"):
+        read_root(root)

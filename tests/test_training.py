@@ -369,3 +369,40 @@ def test_a_model_that_outputs_nan_is_an_inference_error_not_an_action(
         policy.decide(row.planner_input)
     with pytest.raises(InferenceError, match="not a distribution"):
         policy.decide_batch([row.planner_input] * 3)
+
+
+@pytest.mark.parametrize(
+    "weights", [b"", b"not a pickle", None], ids=["empty", "garbage", "a list"]
+)
+def test_a_weights_file_that_does_not_load_is_a_bundle_error(
+    bundles: dict[str, Path], tmp_path: Path, weights: bytes | None
+) -> None:
+    import torch
+
+    copy = tmp_path / "mlp"
+    shutil.copytree(bundles["mlp"], copy)
+    (copy / "model.onnx").unlink(missing_ok=True)
+    if weights is None:
+        torch.save([1, 2, 3], copy / "model.pt")
+    else:
+        (copy / "model.pt").write_bytes(weights)
+    _resealed(copy)
+    with pytest.raises(BundleError, match=r"model.pt: does not load into the 'mlp' model"):
+        TorchPolicy(copy)
+
+
+def test_training_refuses_a_label_outside_its_action_space(dataset: Path, tmp_path: Path) -> None:
+    from swarm_planner.core.dataset import file_hash
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    lines = (copy / "dataset.jsonl").read_text().splitlines()
+    row = json.loads(lines[3])
+    row["label_action"]["swarm_id"] = "nosuch"
+    lines[3] = json.dumps(row, sort_keys=True, separators=(",", ":"))
+    (copy / "dataset.jsonl").write_text("\n".join(lines) + "\n")
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["dataset_hash"] = file_hash(copy)  # rehashed, as a hand-edited dataset would be
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(TrainingError, match=r"its label nosuch\|.* is not an action of its space"):
+        train(copy, tmp_path / "bundle", TrainConfig(model="mlp", **SMALL))  # type: ignore[arg-type]

@@ -107,8 +107,14 @@ def read_json_file(path: Path) -> Any:
         raise BundleError(str(exc)) from exc
 
 
-def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Check a bundle and return its metadata; :class:`BundleError` names what is wrong."""
+def open_bundle(
+    folder: Path | str, *, required: tuple[str, ...] = (), upgrading: bool = False
+) -> dict[str, Any]:
+    """Check a bundle and return its metadata; :class:`BundleError` names what is wrong.
+
+    ``upgrading`` (what ``planner export`` does before it seals the bundle again) also opens a
+    format-1 bundle, whose metadata carries no seal and no sizes: its files are still checked
+    against their hashes."""
     folder = Path(folder)
     path = folder / METADATA
     if not folder.is_dir():
@@ -117,12 +123,13 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     if not isinstance(metadata, dict):
         raise BundleError(f"{path}: expected a JSON object")
     version = metadata.get("bundle_format")
-    if version != BUNDLE_FORMAT:
+    old = upgrading and version == 1
+    if version != BUNDLE_FORMAT and not old:
         raise BundleError(
             f"{path}: bundle_format {version!r} is not supported (this swarm-planner reads "
             f"format {BUNDLE_FORMAT}); re-export the bundle with `planner export`"
         )
-    if metadata.get("seal") != _seal_of(metadata):
+    if not old and metadata.get("seal") != _seal_of(metadata):
         raise BundleError(
             f"{path}: the seal does not match its content; metadata.json was modified after the "
             "bundle was sealed"
@@ -131,8 +138,16 @@ def open_bundle(folder: Path | str, *, required: tuple[str, ...] = ()) -> dict[s
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleError(f"{path}: files: expected a mapping of file name to sha256")
     sizes = metadata.get("sizes")
+    if old and sizes is None:
+        sizes = {
+            name: (folder / name).stat().st_size if (folder / name).is_file() else -1
+            for name in files
+        }
     if not isinstance(sizes, dict) or set(sizes) != set(files):
-        raise BundleError(f"{path}: sizes: expected the size of every file listed in files")
+        raise BundleError(
+            f"{path}: sizes: expected the size of every file listed in files; re-export the "
+            "bundle with `planner export`"
+        )
     for name in required:
         if name not in files:
             raise BundleError(f"{folder}: {name} is missing from the bundle")

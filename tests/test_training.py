@@ -406,3 +406,22 @@ def test_training_refuses_a_label_outside_its_action_space(dataset: Path, tmp_pa
     (copy / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(TrainingError, match=r"its label nosuch\|.* is not an action of its space"):
         train(copy, tmp_path / "bundle", TrainConfig(model="mlp", **SMALL))  # type: ignore[arg-type]
+
+
+def test_export_upgrades_a_bundle_of_the_previous_format(
+    dataset: Path, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    from swarm_planner.plugins.models.export import export_bundle
+    from swarm_planner.plugins.models.onnx_policy import OnnxPolicy
+
+    copy = tmp_path / "mlp"
+    shutil.copytree(bundles["mlp"], copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    for key in ("seal", "sizes"):
+        metadata.pop(key)
+    metadata["bundle_format"] = 1  # as the release before sealed metadata wrote it
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match="bundle_format 1 is not supported"):
+        TorchPolicy(copy)
+    assert export_bundle(copy, dataset)["passed"]
+    assert OnnxPolicy(copy).metadata["bundle_format"] == 2

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from swarm_planner.core.bundle import (
+    BUNDLE_FORMAT,
     caller_metadata,
     open_bundle,
     read_bundle_json,
@@ -134,7 +135,9 @@ def export_bundle(
     import torch
 
     bundle = Path(bundle)
-    metadata = open_bundle(bundle, required=REQUIRED_FILES)
+    metadata = open_bundle(bundle, required=REQUIRED_FILES, upgrading=True)
+    if metadata.get("bundle_format") != BUNDLE_FORMAT:
+        seal(bundle, caller_metadata(metadata))  # upgraded first: the torch policy opens it
     policy = TorchPolicy(bundle)
     module = _export_module(policy)
     target = bundle / "model.onnx"

@@ -192,7 +192,7 @@ def main() -> None:
     def kernel_stream() -> list[float]:
         """Every decision of the dataset in time order from an empty run memo, timing the test
         inputs: the memo as a kernel's would be, hits and misses as they come."""
-        policy.encoder._run_memo.clear()
+        policy.encoder.forget_runs()
         samples = []
         for x, measured in stream:
             if measured:
@@ -204,7 +204,7 @@ def main() -> None:
         return samples
 
     def cold_decide(x: PlannerInput) -> None:
-        policy.encoder._run_memo.clear()
+        policy.encoder.forget_runs()
         policy.decide(x)
 
     dense = DenseDraft(len(policy.actions), policy.encoder)

@@ -349,6 +349,10 @@ class CompositionalEncoder:
             health,
         )
 
+    def forget_runs(self) -> None:
+        """Start the run memo afresh (a benchmark's cold start; memory is bounded without it)."""
+        self._run_memo = _RunMemo(self.options.n_history)
+
     @classmethod
     def from_options(cls, options: CompositionalOptions) -> CompositionalEncoder:
         return cls(options)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,21 @@ from swarm_planner.core.canonical import canonical_json, sha256_hex
 from swarm_planner.core.contracts import Issue, ModelRef, PlannerAction, PlannerInput, dump, load
 from swarm_planner.core.documents import DocumentError, iter_json_lines, read_json_object
 from swarm_planner.core.errors import ContractError, PlannerError
-from swarm_planner.core.history import DEFAULT_WINDOW, HistoryIndex, scorer_named
+from swarm_planner.core.history import (
+    DEFAULT_SCORER,
+    DEFAULT_WINDOW,
+    SCORERS,
+    HistoryIndex,
+    scorer_named,
+)
+from swarm_planner.core.jsonconv import (
+    json_field,
+    non_negative,
+    open_record,
+    positive,
+    structure,
+    validator,
+)
 from swarm_planner.core.keywords import issue_keywords
 from swarm_planner.core.progress import Progress
 from swarm_planner.core.recording import build_planner_input, planner_action_for, rfc3339_from_ms
@@ -245,30 +260,90 @@ def build_dataset(
 # -- reading a dataset back ------------------------------------------------------------------
 
 
-def read_meta(folder: Path | str, *, verify: bool = False) -> dict[str, Any]:
-    """``meta.json`` of a dataset; with ``verify``, also check that ``dataset.jsonl`` is the
-    file the hash vouches for (training on edited rows would seal a false hash into a bundle)."""
-    meta = _read_meta(folder)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@open_record
+@attrs.frozen
+class Retrieval:
+    scorer: str = json_field(
+        default=DEFAULT_SCORER,
+        validator=validator(
+            lambda v: None if v in SCORERS else f"{v!r} is not one of {'|'.join(SCORERS)}"
+        ),
+    )
+    window: int | None = json_field(default=DEFAULT_WINDOW, validator=positive)
+
+
+@open_record
+@attrs.frozen
+class MetaReport:
+    root: str | None = None
+
+
+@open_record
+@attrs.frozen
+class DatasetMeta:
+    """``meta.json``: the fields code reads back (the rest is for people and is kept as is)."""
+
+    schema_version: Literal["cyntra.planner_dataset.v1"]
+    dataset_hash: str = json_field(
+        validator=validator(lambda v: None if _HEX64.match(v) else f"{v!r} is not a sha256")
+    )
+    example_count: int = json_field(default=0, validator=non_negative)
+    n_similar_runs: int = json_field(default=8, validator=non_negative)
+    universe_id: str | None = None
+    include_world: bool = True
+    retrieval: Retrieval = attrs.field(factory=Retrieval)
+    read_report: MetaReport = attrs.field(factory=MetaReport)
+
+
+def read_meta(folder: Path | str, *, verify: bool = False) -> DatasetMeta:
+    """``meta.json`` of a dataset, checked; with ``verify``, also check that ``dataset.jsonl``
+    is the file the hash vouches for (training on edited rows would seal a false hash into a
+    bundle)."""
+    path = Path(folder) / META_FILE
+    try:
+        meta = structure(read_json_object(path), DatasetMeta, source=str(path))
+    except DocumentError as exc:
+        raise DatasetError(str(exc)) from exc
+    except ContractError as exc:
+        raise DatasetError(str(exc)) from exc
     if verify:
         actual = file_hash(folder)
-        if actual != meta.get("dataset_hash"):
+        if actual != meta.dataset_hash:
             raise DatasetError(
                 f"{Path(folder) / DATASET_FILE}: its sha256 {actual[:12]}… is not meta.json's "
-                f"dataset_hash ({str(meta.get('dataset_hash'))[:12]}…): the rows changed after "
-                "the build; rebuild it with `planner build-dataset`"
+                f"dataset_hash ({meta.dataset_hash[:12]}…): the rows changed after the build; "
+                "rebuild it with `planner build-dataset`"
             )
     return meta
 
 
-def _read_meta(folder: Path | str) -> dict[str, Any]:
-    path = Path(folder) / META_FILE
-    try:
-        meta = read_json_object(path)
-    except DocumentError as exc:
-        raise DatasetError(str(exc)) from exc
-    if meta.get("schema_version") != DATASET_V1:
-        raise DatasetError(f"{path}: schema_version: expected {DATASET_V1!r}")
-    return meta
+def read_split_rows(folder: Path | str) -> tuple[dict[str, list[DatasetRow]], ActionSpace]:
+    """Rows by split and the one action space they share. Every reader that scores or trains
+    on rows goes through here: a row with a space not equivalent to the first row's, or a label
+    its space does not allow, is an error naming the row."""
+    splits: dict[str, list[DatasetRow]] = {"train": [], "val": [], "test": []}
+    space: ActionSpace | None = None
+    for row in iter_dataset(folder):
+        if space is None:
+            space = row.planner_input.action_space
+        elif not row.planner_input.action_space.equivalent(space):
+            raise DatasetError(
+                f"{folder}: row {row.run_id} has another action space than the first row; "
+                "a dataset must use one action space (rebuild it)"
+            )
+        broken = space.violations(row.label_action.action, row.planner_input.job_type)
+        if broken:
+            raise DatasetError(
+                f"{folder}: row {row.run_id}: its label {row.label_action.action.text} is not an "
+                f"action of its space ({broken[0]}); rebuild the dataset"
+            )
+        splits[row.split].append(row)
+    if space is None:
+        raise DatasetError(f"{folder}: the dataset has no rows")
+    return splits, space
 
 
 def iter_dataset(folder: Path | str) -> Iterator[DatasetRow]:
@@ -386,10 +461,10 @@ def check_dataset(folder: Path | str, thresholds: GateThresholds | None = None) 
     results = [
         GateResult(
             "hash_matches_meta",
-            actual == meta.get("dataset_hash"),
-            1.0 if actual == meta.get("dataset_hash") else 0.0,
+            actual == meta.dataset_hash,
+            1.0 if actual == meta.dataset_hash else 0.0,
             1.0,
-            f"file sha256 {actual[:12]}…, meta {str(meta.get('dataset_hash'))[:12]}…",
+            f"file sha256 {actual[:12]}…, meta {meta.dataset_hash[:12]}…",
         ),
         GateResult(
             "enough_examples",

@@ -71,8 +71,8 @@ def _env_int(name: str, default: int) -> int:
         value = int(raw.strip())
     except ValueError:
         raise PlannerError(f"{name}={raw!r}: expected a whole number") from None
-    if value < 1:
-        raise PlannerError(f"{name}={raw!r}: expected at least 1")
+    if not 1 <= value <= 1 << 40:
+        raise PlannerError(f"{name}={raw!r}: expected a whole number from 1 to 2**40")
     return value
 
 
@@ -275,7 +275,7 @@ def check_tree(value: Any, source: str, *, max_depth: int, surrogates: bool = Tr
             continue
         if isinstance(node, dict):
             if isinstance(node, _DuplicateKeys):
-                for key in node.duplicates:
+                for key in node.duplicates[:_MAX_PROBLEMS]:
                     path = format_path([*steps, key])
                     problems.append(f"{path}: key given more than once")
             items: Any = node.items()
@@ -288,9 +288,13 @@ def check_tree(value: Any, source: str, *, max_depth: int, surrogates: bool = Tr
                         f"{format_path(list(steps))}: key {short_repr(key)} is a "
                         f"{type(key).__name__}, not a string"
                     )
+                    if len(problems) >= _MAX_PROBLEMS:
+                        break
                     continue
                 if surrogates and (problem := _surrogate_problem(key)) is not None:
                     problems.append(f"{format_path(list(steps))}: a key {problem}")
+                    if len(problems) >= _MAX_PROBLEMS:
+                        break
                     continue
             if isinstance(child, (dict, list)):
                 stack.append((child, (*steps, key)))
@@ -299,7 +303,10 @@ def check_tree(value: Any, source: str, *, max_depth: int, surrogates: bool = Tr
                 if len(problems) >= _MAX_PROBLEMS:
                     break
     if problems:
-        raise DocumentError(source, "; ".join(sorted(problems)), kind="bad value")
+        shown = sorted(problems[:_MAX_PROBLEMS])
+        more = len(problems) - len(shown)
+        text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+        raise DocumentError(source, text, kind="bad value")
 
 
 def short_repr(value: Any) -> str:

@@ -18,22 +18,36 @@ import numpy.typing as npt
 from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.bundle import open_bundle
 from swarm_planner.core.contracts import PlannerInput
-from swarm_planner.core.dataset import DatasetError, iter_dataset
-from swarm_planner.core.errors import ConfigError
+from swarm_planner.core.dataset import DatasetError, read_split_rows
+from swarm_planner.core.errors import ConfigError, PlannerError
 from swarm_planner.core.metrics import reliability_table, score
 from swarm_planner.core.plugins import PluginHost, get_host
 from swarm_planner.core.protocols import Policy
 
 
 def policy_probs(
-    policy: Policy, inputs: Sequence[PlannerInput], space: ActionSpace
+    policy: Policy,
+    inputs: Sequence[PlannerInput],
+    space: ActionSpace,
+    *,
+    name: str = "policy",
+    row_ids: Sequence[str] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """``[N, A]`` probabilities of ``policy`` over the tuples of ``space`` (0 off the valid set)."""
+    """``[N, A]`` probabilities of ``policy`` over the tuples of ``space`` (0 off the valid set).
+    A policy that cannot answer a row, or answers outside the space, is an error naming both."""
     index = {a: i for i, a in enumerate(space.all_actions())}
     out = np.zeros((len(inputs), len(index)), dtype=np.float64)
     for r, planner_input in enumerate(inputs):
-        dist = policy.predict(planner_input)
-        out[r, [index[a] for a in dist.actions]] = dist.probs
+        row = row_ids[r] if row_ids is not None else str(r)
+        try:
+            dist = policy.predict(planner_input)
+            out[r, [index[a] for a in dist.actions]] = dist.probs
+        except PlannerError as exc:
+            raise DatasetError(f"{name}: row {row}: {exc}") from exc
+        except KeyError as exc:
+            raise DatasetError(
+                f"{name}: row {row}: answered {exc.args[0]!r}, not an action of the dataset's space"
+            ) from exc
     return out
 
 
@@ -47,11 +61,20 @@ class PolicySpec:
     label: str | None = None
 
 
+def _no_bundle(ref: str) -> DatasetError:
+    return DatasetError(
+        f"--policy {ref}: no bundle folder at {ref} (a policy is a bundle folder or a plugin "
+        "name; see `planner list-plugins`)"
+    )
+
+
 def _looks_like_a_path(ref: str) -> bool:
     return "/" in ref or "\\" in ref or ref.startswith(".") or Path(ref).exists()
 
 
-def resolve_policy(spec: PolicySpec | str, host: PluginHost | None = None) -> tuple[str, Policy]:
+def resolve_policy(
+    spec: PolicySpec | str, host: PluginHost | None = None, *, space: ActionSpace | None = None
+) -> tuple[str, Policy]:
     """A policy from a bundle folder (its type read from metadata.json) or a plugin name."""
     host = host or get_host()
     spec = spec if isinstance(spec, PolicySpec) else PolicySpec(spec)
@@ -63,13 +86,12 @@ def resolve_policy(spec: PolicySpec | str, host: PluginHost | None = None) -> tu
             raise DatasetError(f"{path / 'metadata.json'}: model_type: expected a policy name")
         options = {"path": str(path), **spec.options}
         name = spec.label or f"{kind}:{path.name}"
-        return name, host.create("policy", kind, options, path=where)
+        return name, host.create("policy", kind, options, path=where, space=space)
     if _looks_like_a_path(spec.ref):
-        raise DatasetError(
-            f"{where}: no bundle folder at {spec.ref} (a policy is a bundle folder or a plugin "
-            "name; see `planner list-plugins`)"
-        )
-    return spec.label or spec.ref, host.create("policy", spec.ref, spec.options, path=where)
+        raise _no_bundle(spec.ref)
+    return spec.label or spec.ref, host.create(
+        "policy", spec.ref, spec.options, path=where, space=space
+    )
 
 
 def policy_specs(
@@ -141,18 +163,27 @@ def evaluate(
     host: PluginHost | None = None,
 ) -> Evaluation:
     """Score each policy on the rows of ``split``, side by side."""
-    policies = [resolve_policy(spec, host) for spec in specs]  # a bad name fails first
-    rows = [r for r in iter_dataset(dataset) if split == "all" or r.split == split]
+    host = host or get_host()
+    for spec in specs:  # a name nobody registered fails before the rows are read
+        ref = spec.ref if isinstance(spec, PolicySpec) else spec
+        if Path(ref).is_dir():
+            continue
+        if _looks_like_a_path(ref):
+            raise _no_bundle(ref)
+        host.entry("policy", ref)
+    splits, space = read_split_rows(dataset)
+    rows = [r for name in ("train", "val", "test") for r in splits[name] if split in ("all", name)]
     if not rows:
         raise DatasetError(f"{dataset}: no rows in split {split!r}")
-    space = rows[0].planner_input.action_space
+    policies = [resolve_policy(spec, host, space=space) for spec in specs]
     index = {a: i for i, a in enumerate(space.all_actions())}
     targets = np.array([index[r.label_action.action] for r in rows], dtype=np.int64)
     inputs = [r.planner_input for r in rows]
+    row_ids = [r.run_id for r in rows]
     metrics: dict[str, dict[str, Any]] = {}
     curves = {}
     for name, policy in policies:
-        probs = policy_probs(policy, inputs, space)
+        probs = policy_probs(policy, inputs, space, name=f"--policy {name}", row_ids=row_ids)
         metrics[name] = score(probs, targets, space).to_json()
         predicted = probs.argmax(axis=1)
         curves[name] = (probs[np.arange(len(rows)), predicted], predicted == targets)

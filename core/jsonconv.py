@@ -478,7 +478,7 @@ class Problem:
 
 def _walk(exc: BaseException, steps: tuple[Step, ...], out: list[Problem]) -> None:
     if isinstance(exc, ForbiddenExtraKeysError):
-        for key in sorted(exc.extra_fields):
+        for key in sorted(map(str, exc.extra_fields))[:MAX_PROBLEMS]:
             out.append(Problem((*steps, key), _unknown_key_message(key, exc.cl)))
         return
     if isinstance(exc, (ClassValidationError, IterableValidationError)):

@@ -353,11 +353,25 @@ class PluginHost:
             raise ConfigError(exc.source, exc.problems) from exc
 
     def create(
-        self, kind: str, name: str, options: Mapping[str, Any] | None = None, *, path: str = ""
+        self,
+        kind: str,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        path: str = "",
+        space: Any = None,
     ) -> Any:
-        """Build the plugin ``name`` of ``kind`` with (strictly checked) options."""
+        """Build the plugin ``name`` of ``kind`` with (strictly checked) options; with
+        ``space`` (an ActionSpace), options that name actions are checked against it too
+        (an options class's ``problems_in(space)``)."""
         entry = self.entry(kind, name)
-        parsed = self.parse_options(kind, name, options, path=path or f"{kind}.{name}.options")
+        where = path or f"{kind}.{name}.options"
+        parsed = self.parse_options(kind, name, options, path=where)
+        check = getattr(parsed, "problems_in", None)
+        if space is not None and callable(check):
+            problems = [f"{where}.{p}" for p in check(space)]
+            if problems:
+                raise ConfigError(where, problems)
         return entry.factory() if entry.options is None else entry.factory(parsed)
 
     def entries(self) -> list[PluginEntry]:

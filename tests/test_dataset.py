@@ -45,7 +45,7 @@ def test_rebuilding_gives_the_same_bytes_and_hash(
     sim_root: Path, dataset: Path, tmp_path: Path
 ) -> None:
     again = build_dataset(sim_root, tmp_path)
-    assert again.meta["dataset_hash"] == read_meta(dataset)["dataset_hash"]
+    assert again.meta["dataset_hash"] == read_meta(dataset).dataset_hash
     assert (tmp_path / "dataset.jsonl").read_bytes() == (dataset / "dataset.jsonl").read_bytes()
 
 
@@ -55,7 +55,7 @@ def test_the_hash_is_sha256_of_canonical_row_lines(dataset: Path) -> None:
     digest = hashlib.sha256()
     for row in iter_dataset(dataset):
         digest.update((canonical_json(dump(row)) + "\n").encode())
-    assert digest.hexdigest() == read_meta(dataset)["dataset_hash"]
+    assert digest.hexdigest() == read_meta(dataset).dataset_hash
 
 
 def test_rows_are_in_time_order_with_the_contracted_split(dataset: Path) -> None:
@@ -70,7 +70,7 @@ def test_rows_are_in_time_order_with_the_contracted_split(dataset: Path) -> None
         (r.split for r in rows), key=["train", "val", "test"].index
     )
     meta = read_meta(dataset)
-    assert meta["example_count"] == 800 and meta["n_similar_runs"] == 8
+    assert meta.example_count == 800 and meta.n_similar_runs == 8
 
 
 def test_history_holds_only_strictly_earlier_runs_of_the_same_job_type(dataset: Path) -> None:
@@ -107,7 +107,7 @@ def test_attempts_count_the_issues_earlier_archived_runs(dataset: Path) -> None:
 
 
 def test_meta_records_what_the_dataset_was_built_from(dataset: Path) -> None:
-    meta = read_meta(dataset)
+    meta = json.loads((dataset / "meta.json").read_text())
     assert meta["universe_id"] == "sim"
     assert meta["retrieval"] == {"scorer": "signals", "window": 256}
     assert sum(meta["label_distribution"].values()) == 800
@@ -184,7 +184,7 @@ def test_a_tampered_dataset_fails_the_hash_gate(dataset: Path, tmp_path: Path) -
     assert not results["hash_matches_meta"].passed
     with pytest.raises(DatasetError, match=r"dataset.jsonl: its sha256 .* is not meta.json's"):
         read_meta(copy, verify=True)
-    assert read_meta(dataset, verify=True)["dataset_hash"] == file_hash(dataset)
+    assert read_meta(dataset, verify=True).dataset_hash == file_hash(dataset)
 
 
 def test_a_collapsed_label_distribution_fails_the_entropy_gate(

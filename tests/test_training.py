@@ -425,3 +425,27 @@ def test_export_upgrades_a_bundle_of_the_previous_format(
         TorchPolicy(copy)
     assert export_bundle(copy, dataset)["passed"]
     assert OnnxPolicy(copy).metadata["bundle_format"] == 2
+
+
+def test_an_export_with_a_bad_dataset_leaves_the_bundle_as_it_was(
+    dataset: Path, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    from swarm_planner.plugins.models.export import ExportError, export_bundle
+
+    copy = tmp_path / "mlp"
+    shutil.copytree(bundles["mlp"], copy)
+    (copy / "model.onnx").unlink(missing_ok=True)
+    _resealed(copy)
+    with pytest.raises(ExportError, match="dataset.jsonl: missing"):
+        export_bundle(copy, tmp_path / "does-not-exist")
+    assert not (copy / "model.onnx").exists()
+    TorchPolicy(copy)  # still sealed and servable
+    other = tmp_path / "other-space"
+    shutil.copytree(dataset, other)
+    rows = [json.loads(line) for line in (other / "dataset.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["planner_input"]["action_space"]["max_minutes_bins"].insert(-1, 240)
+    (other / "dataset.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ExportError, match="not the one .* was trained on"):
+        export_bundle(copy, other)
+    assert not (copy / "model.onnx").exists()

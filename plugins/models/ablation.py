@@ -30,13 +30,16 @@ def ablate(
     if not sizes or any(n < 0 for n in sizes):
         raise ValueError(f"history sizes must be a non-empty list of N >= 0, got {list(sizes)}")
     meta = read_meta(dataset)
-    root = Path(meta["read_report"]["root"])
+    if meta.read_report.root is None:
+        raise DatasetError(
+            f"{dataset}/meta.json: read_report.root: names no kernel root to rebuild from"
+        )
+    root = Path(meta.read_report.root)
     if not (root / ".cyntra" / "archives").is_dir():
         raise DatasetError(
             f"{dataset}/meta.json names the kernel root {root}, which is not there any more; "
             "the ablation rebuilds the dataset from it"
         )
-    retrieval = meta.get("retrieval", {})
     out = Path(out) if out is not None else Path(dataset) / "ablate"
     base = config or TrainConfig()
     base = TrainConfig(**{**base.__dict__, "model": model}) if model != base.model else base
@@ -44,10 +47,10 @@ def ablate(
     for step, n in enumerate(sizes):
         options = DatasetOptions(
             n_similar=n,
-            scorer=retrieval.get("scorer", "signals"),
-            window=retrieval.get("window", 256),
-            include_world=meta.get("include_world", True),
-            universe_id=meta.get("universe_id"),
+            scorer=meta.retrieval.scorer,
+            window=meta.retrieval.window,
+            include_world=meta.include_world,
+            universe_id=meta.universe_id,
         )
         built = build_dataset(root, out / f"n{n}" / "dataset", options)
         result = train(out / f"n{n}" / "dataset", out / f"n{n}" / "bundle", base)

@@ -32,7 +32,7 @@ from swarm_planner.core.bundle import (
     seal,
     write_json,
 )
-from swarm_planner.core.dataset import iter_dataset
+from swarm_planner.core.dataset import DatasetError, read_split_rows
 from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.protocols import FeatureBatch, Features
 from swarm_planner.plugins.models.torch_policy import REQUIRED_FILES, TorchPolicy
@@ -52,11 +52,16 @@ class ExportError(PlannerError, RuntimeError):
 def probe_batch(dataset: Path | str, policy: TorchPolicy, size: int = PROBE_SIZE) -> FeatureBatch:
     """At least ``size`` encoded inputs from a dataset: test rows first, then val, then train;
     a dataset with fewer rows is cycled with the history cut short, so every probe differs."""
-    rows = list(iter_dataset(dataset))
-    order = {"test": 0, "val": 1, "train": 2}
-    rows.sort(key=lambda r: order[r.split])
-    if not rows:
-        raise ExportError(f"{dataset}: no rows to probe the export with")
+    try:
+        splits, space = read_split_rows(dataset)
+    except DatasetError as exc:
+        raise ExportError(str(exc)) from exc
+    if not space.equivalent(policy.space):
+        raise ExportError(
+            f"{dataset}: its rows' action space is not the one {policy.path} was trained on; "
+            "probe the export with a dataset of this bundle's space"
+        )
+    rows = [*splits["test"], *splits["val"], *splits["train"]]
     import attrs
 
     from swarm_planner.core.contracts import History
@@ -130,17 +135,40 @@ def export_bundle(
     *,
     threshold: float = 0.6,
 ) -> dict[str, Any]:
-    """Write ``model.onnx`` and ``validation.json`` into a trained bundle and reseal it."""
-    import onnx
-    import torch
-
+    """Write ``model.onnx`` and ``validation.json`` into a trained bundle and reseal it. On any
+    failure the bundle is left sealed and servable (by torch) without a graph: a bad dataset
+    fails before anything is written; a failed equivalence check keeps validation.json."""
     bundle = Path(bundle)
     metadata = open_bundle(bundle, required=REQUIRED_FILES, upgrading=True)
     if metadata.get("bundle_format") != BUNDLE_FORMAT:
         seal(bundle, caller_metadata(metadata))  # upgraded first: the torch policy opens it
     policy = TorchPolicy(bundle)
-    module = _export_module(policy)
+    probe = probe_batch(dataset, policy)  # before anything is written: a bad dataset fails here
     target = bundle / "model.onnx"
+    try:
+        return _export(bundle, policy, probe, metadata, threshold, target)
+    except ExportError:
+        raise  # the check failed: _export removed the graph and kept its report
+    except BaseException:
+        # Anything else (an interrupt, a full disk): no half-written or unchecked graph stays.
+        target.unlink(missing_ok=True)
+        (bundle / "validation.json").unlink(missing_ok=True)
+        seal(bundle, caller_metadata(metadata))
+        raise
+
+
+def _export(
+    bundle: Path,
+    policy: TorchPolicy,
+    probe: FeatureBatch,
+    metadata: dict[str, Any],
+    threshold: float,
+    target: Path,
+) -> dict[str, Any]:
+    import onnx
+    import torch
+
+    module = _export_module(policy)
     target.unlink(missing_ok=True)
     example = (
         torch.zeros((2, 3), dtype=torch.long),
@@ -175,7 +203,6 @@ def export_bundle(
     for name in side_files:
         (bundle / name).unlink()
 
-    probe = probe_batch(dataset, policy)
     ids, weights = probe.padded()
     reference = policy.probs(probe)
     session = _onnx_session(target)

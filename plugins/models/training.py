@@ -23,7 +23,7 @@ from swarm_planner.core.action_space import HEADS, ActionSpace
 from swarm_planner.core.bundle import git_revision, seal, write_json
 from swarm_planner.core.calibration import fit_temperature, masked_softmax
 from swarm_planner.core.contracts import PlannerInput, dump
-from swarm_planner.core.dataset import DatasetRow, iter_dataset, read_meta
+from swarm_planner.core.dataset import DatasetError, DatasetRow, read_meta, read_split_rows
 from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.evaluation import policy_probs
 from swarm_planner.core.heuristic import HeuristicRules
@@ -78,26 +78,11 @@ class TrainResult:
 
 
 def load_splits(folder: Path | str) -> tuple[dict[str, list[DatasetRow]], ActionSpace]:
-    """Rows by split, and the one action space they all share (an error if they differ)."""
-    splits: dict[str, list[DatasetRow]] = {s: [] for s in SPLITS}
-    space: ActionSpace | None = None
-    for row in iter_dataset(folder):
-        if space is None:
-            space = row.planner_input.action_space
-        elif row.planner_input.action_space != space:
-            raise TrainingError(
-                f"{folder}: row {row.run_id} has another action space than the first row; "
-                "a dataset must use one action space (rebuild it)"
-            )
-        broken = space.violations(row.label_action.action, row.planner_input.job_type)
-        if broken:
-            raise TrainingError(
-                f"{folder}: row {row.run_id}: its label {row.label_action.action.text} is not an "
-                f"action of its space ({broken[0]}); rebuild the dataset"
-            )
-        splits[row.split].append(row)
-    if space is None:
-        raise TrainingError(f"{folder}: the dataset has no rows")
+    """Rows by split, and the one action space they all share (every split non-empty)."""
+    try:
+        splits, space = read_split_rows(folder)
+    except DatasetError as exc:
+        raise TrainingError(str(exc)) from exc
     for name in SPLITS:
         if not splits[name]:
             raise TrainingError(
@@ -301,8 +286,12 @@ def train(
         out,
         {
             "model_type": config.model,
-            "dataset_hash": meta["dataset_hash"],
-            "dataset": {k: meta.get(k) for k in ("example_count", "n_similar_runs", "universe_id")},
+            "dataset_hash": meta.dataset_hash,
+            "dataset": {
+                "example_count": meta.example_count,
+                "n_similar_runs": meta.n_similar_runs,
+                "universe_id": meta.universe_id,
+            },
             "training_config": attrs.asdict(config),
             "versions": {"torch": torch.__version__, "numpy": np.__version__},
             "git_revision": git_revision(),

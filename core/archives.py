@@ -70,6 +70,13 @@ from swarm_planner.core.recording import ms_from_rfc3339, rfc3339_from_ms
 T = TypeVar("T")
 
 PROOF_STATUSES = ("success", "partial", "failed", "timeout")
+
+MAX_ITEMS = 64
+"""Tags, fail codes and gates kept per run (and tags per issue): a run's summary travels in the
+history of many later rows, so one archive with 100,000 fail codes must not make every later
+row megabytes long. The rest are cut off and counted."""
+MAX_TEXT = {"title": 1_000, "description": 20_000}
+"""Characters kept of an issue's title and description (cut, counted)."""
 DEFAULT_SWARMS: tuple[str, ...] = ("serial_handoff", "speculate_vote")
 
 
@@ -243,6 +250,14 @@ def _dedupe(codes: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(codes))
 
 
+def _bounded(values: tuple[T, ...], what: str, repairs: RepairLog) -> tuple[T, ...]:
+    """At most :data:`MAX_ITEMS` of ``values``, the cut counted."""
+    if len(values) <= MAX_ITEMS:
+        return values
+    repairs.add(f"{what} cut to {MAX_ITEMS}", f"{len(values)} given")
+    return values[:MAX_ITEMS]
+
+
 def _executed_plan(raw: Any, repairs: RepairLog) -> ExecutedPlan | None:
     """The recorded executed plan, repaired value by value; None (noted) when it names no swarm
     or is not an object, so that the legacy fields decide."""
@@ -359,7 +374,8 @@ def _from_proof(
     codes = [code for gate in verification.gates for code in gate.fail_codes]
     codes.extend(verification.blocking_failures)
     job_type = manifest.job_type or "code"
-    tags = manifest.issue.tags
+    tags = _bounded(manifest.issue.tags, "manifest.json issue.tags", repairs)
+    gates = _bounded(verification.gates, "proof.json verification.gates", repairs)
     summary = RunSummary(
         run_id=proof.workcell_id or manifest.workcell_id or file_name_text(directory.name, repairs),
         started_ms=started,
@@ -368,8 +384,8 @@ def _from_proof(
         action_executed=ActionExecuted("serial_handoff"),  # replaced by the caller
         outcome=Outcome(
             run_status(proof.status, verification.all_passed, repairs),
-            _dedupe(codes),
-            tuple(Gate(g.name or "", g.passed, g.score) for g in verification.gates),
+            _bounded(_dedupe(codes), "proof.json fail codes", repairs),
+            tuple(Gate(g.name or "", g.passed, g.score) for g in gates),
         ),
         runtime=Runtime(meta.duration_ms),
         tags=tags,
@@ -389,7 +405,7 @@ def _from_rollout(
     )
     verification = rollout.outcomes.verification
     job_type = rollout.job_type or manifest.job_type or "code"
-    tags = manifest.issue.tags
+    tags = _bounded(manifest.issue.tags, "manifest.json issue.tags", repairs)
     summary = RunSummary(
         run_id=rollout.workcell_id
         or manifest.workcell_id
@@ -400,7 +416,9 @@ def _from_rollout(
         action_executed=ActionExecuted("serial_handoff"),
         outcome=Outcome(
             "success" if verification.all_passed else "failed",
-            _dedupe(list(verification.blocking_failures)),
+            _bounded(
+                _dedupe(list(verification.blocking_failures)), "rollout.json fail codes", repairs
+            ),
         ),
         runtime=Runtime(rollout.scores.duration_ms),
         tags=tags,
@@ -453,7 +471,9 @@ def _issue_lines(path: Path, report: ReadReport, *, strict: bool) -> Iterator[Is
                     raise _SkipRun(
                         f"bad field: id: expected a string, got {line.value.get('id')!r}"
                     )
-                fields = repair_issue_fields(raw.issue_fields(), unknown_too=True)
+                fields = repair_issue_fields(
+                    _bounded_issue(raw.issue_fields(), log), unknown_too=True
+                )
                 issue = structure_repairing(fields, Issue, source="issue", repairs=log)
         except _SkipRun as exc:
             _skip(report, where, str(exc), strict)
@@ -463,6 +483,17 @@ def _issue_lines(path: Path, report: ReadReport, *, strict: bool) -> Iterator[Is
             continue
         report.repairs.merge(log)  # only lines that were kept count
         yield issue
+
+
+def _bounded_issue(fields: dict[str, Any], repairs: RepairLog) -> dict[str, Any]:
+    """An issue line's tags and texts within bounds (every row of the issue carries them)."""
+    fields["tags"] = list(_bounded(tuple(fields["tags"]), "issues.jsonl tags", repairs))
+    for key, limit in MAX_TEXT.items():
+        text = fields.get(key)
+        if isinstance(text, str) and len(text) > limit:
+            repairs.add(f"issues.jsonl {key} cut to {limit:,} characters", f"{len(text):,} given")
+            fields[key] = text[:limit]
+    return fields
 
 
 def _universes_folder(root: Path) -> Path:

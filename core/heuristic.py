@@ -16,15 +16,26 @@ from swarm_planner.core.contracts import RISKS, PlannerInput, check_input
 from swarm_planner.core.jsonconv import json_field, validator
 from swarm_planner.core.protocols import ActionDistribution
 
+# A rule table built in code is checked when it is built, so that deciding never meets a
+# non-text swarm or a bool for a bin.
+_text = validator(lambda v: None if isinstance(v, str) and v else f"{v!r} is not a swarm id")
+_bin = validator(
+    lambda v: (
+        None
+        if v == NA or (isinstance(v, int) and not isinstance(v, bool))
+        else f"{v!r} is not a bin (an integer or 'NA')"
+    )
+)
+
 
 @attrs.frozen
 class RuleAction:
     """What the rule runs for one risk level (bins; ``NA`` = no cap)."""
 
-    swarm_id: str
-    max_candidates: Bin = 1
-    max_minutes: Bin = NA
-    max_iterations: Bin = NA
+    swarm_id: str = json_field(validator=_text)
+    max_candidates: Bin = json_field(default=1, validator=_bin)
+    max_minutes: Bin = json_field(default=NA, validator=_bin)
+    max_iterations: Bin = json_field(default=NA, validator=_bin)
 
     def action(self) -> JointAction:
         return JointAction(
@@ -40,6 +51,10 @@ def _default_rules() -> dict[str, RuleAction]:
 
 
 def _check_risks(rules: dict[str, Any]) -> str | None:
+    if not isinstance(rules, dict):
+        return f"expected an object of risk level to rule, got {type(rules).__name__}"
+    if not all(isinstance(rule, RuleAction) for rule in rules.values()):
+        return "each rule is a RuleAction"
     unknown = sorted(set(rules) - set(RISKS))
     if unknown:
         return f"unknown risk level(s) {unknown}; allowed: {'|'.join(RISKS)}"
@@ -53,7 +68,10 @@ class HeuristicOptions:
     rules: dict[str, RuleAction] = json_field(
         factory=_default_rules, validator=validator(_check_risks)
     )
-    default: RuleAction = json_field(factory=lambda: RuleAction("serial_handoff", 1))
+    default: RuleAction = json_field(
+        factory=lambda: RuleAction("serial_handoff", 1),
+        validator=validator(lambda v: None if isinstance(v, RuleAction) else "not a RuleAction"),
+    )
 
     def problems_in(self, space: ActionSpace) -> list[str]:
         """Each action of the table that the space has no room for (``rules.high: ...``): a

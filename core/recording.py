@@ -32,7 +32,8 @@ from swarm_planner.core.contracts import (
     budgets_of,
     dump,
 )
-from swarm_planner.core.documents import read_json_object
+from swarm_planner.core.documents import read_bytes, read_json_object
+from swarm_planner.core.validation import check_record
 
 
 def rfc3339_from_ms(ms: int) -> str:
@@ -149,14 +150,21 @@ def executed_plan_from_action(
     )
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+def write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file.
+    A symlink is followed (the file it points to is replaced, the link kept) and an existing
+    file keeps its permissions."""
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+            separators = None if indent is not None else (",", ":")
+            json.dump(data, handle, indent=indent, sort_keys=True, separators=separators)
             handle.write("\n")
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -164,7 +172,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def record_in_manifest(manifest_path: Path, record: ManifestPlannerRecord) -> None:
-    """Store ``record`` as ``manifest["planner"]``, keeping every other manifest key."""
+    """Store ``record`` as ``manifest["planner"]``, keeping every other manifest key.
+
+    The record is checked first (a ContractError, nothing written, for a record the archive
+    reader would refuse), and the manifest keeps its layout: indented if it was, compact if it
+    was not (a compact manifest near the reader's size limit must not double)."""
+    check_record(record, ManifestPlannerRecord, source=f"{manifest_path}: planner")
     manifest = read_json_object(manifest_path)
     manifest["planner"] = dump(record)
-    write_json_atomic(manifest_path, manifest)
+    compact = b"\n " not in read_bytes(manifest_path)[:4096]
+    write_json_atomic(manifest_path, manifest, indent=None if compact else 2)

@@ -604,3 +604,209 @@ def test_a_universe_file_that_is_a_symlink_loop_is_refused_not_ignored(root: Pat
     (folder / "universe.yaml").symlink_to(folder / "universe.yaml")
     with pytest.raises(ArchiveError, match=r"universe\.yaml: a symlink loop"):
         read_root(root)
+
+
+# -- the third round of probes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{" + ",".join(f'"\\udc{i % 100:02d}{i}": 1' for i in range(20_000)) + "}",
+        "{" + ",".join(f'"k{i}": 1, "k{i}": 2' for i in range(20_000)) + "}",
+    ],
+    ids=["surrogate keys", "repeated keys"],
+)
+def test_many_bad_keys_are_one_short_error(text: str) -> None:
+    from swarm_planner.core.documents import DocumentError, parse_json
+
+    with pytest.raises(DocumentError) as info:
+        parse_json(text.encode("utf-8", "surrogatepass"), "x.json")
+    assert len(str(info.value)) < 3_000
+
+
+def test_a_yaml_file_of_many_number_keys_is_one_short_error(tmp_path: Path) -> None:
+    path = tmp_path / "kernel.yaml"
+    path.write_text("planner: {" + ", ".join(f"{i}: 1" for i in range(20_000)) + "}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert len(str(info.value)) < 3_000
+
+
+def test_a_run_with_huge_lists_is_kept_with_its_lists_cut(root: Path) -> None:
+    huge = proof(workcell_id="huge", status="failed")
+    huge["verification"]["all_passed"] = False
+    huge["verification"]["blocking_failures"] = [f"code{i}" for i in range(100_000)]
+    huge["verification"]["gates"] = {f"g{i}": {"passed": False} for i in range(1_000)}
+    write_run(
+        root,
+        "huge",
+        {
+            "manifest.json": manifest(issue={"id": "7", "tags": [f"t{i}" for i in range(5_000)]}),
+            "proof.json": huge,
+        },
+    )
+    kernel = read_root(root)
+    run = {r.summary.run_id: r.summary for r in kernel.runs}["huge"]
+    assert len(run.outcome.fail_codes) == len(run.outcome.gates) == len(run.tags or ()) == 64
+    counts = kernel.report.repairs.counts
+    assert counts["proof.json fail codes cut to 64"] == 1
+    assert counts["proof.json verification.gates cut to 64"] == 1
+    assert counts["manifest.json issue.tags cut to 64"] == 1
+
+
+def test_an_issue_with_huge_tags_and_text_is_kept_cut(root: Path) -> None:
+    beads = root / ".beads"
+    beads.mkdir()
+    line = {"id": "7", "tags": [f"t{i}" for i in range(10_000)], "description": "x" * 100_000}
+    (beads / "issues.jsonl").write_text(json.dumps(line) + "\n")
+    kernel = read_root(root)
+    issue = kernel.issues["7"]
+    assert len(issue.tags) == 64 and len(issue.description or "") == 20_000
+
+
+def _rehashed(dataset: Path) -> None:
+    from swarm_planner.core.dataset import file_hash
+
+    meta = json.loads((dataset / "meta.json").read_text())
+    meta["dataset_hash"] = file_hash(dataset)
+    (dataset / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture()
+def small_dataset(sim_root: Path, tmp_path: Path) -> Path:
+    from swarm_planner.core.dataset import build_dataset
+
+    build_dataset(sim_root, tmp_path / "ds")
+    return tmp_path / "ds"
+
+
+def test_eval_names_the_row_of_a_dataset_that_is_not_one(
+    small_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = (small_dataset / "dataset.jsonl").read_text().splitlines()
+    row = json.loads(lines[-1])
+    row["planner_input"]["action_space"]["max_minutes_bins"].insert(-1, 240)
+    lines[-1] = json.dumps(row)
+    (small_dataset / "dataset.jsonl").write_text("\n".join(lines) + "\n")
+    _rehashed(small_dataset)
+    code, err = run_main(
+        monkeypatch, capsys, "eval", "--dataset", str(small_dataset), "--policy", "heuristic"
+    )
+    assert code == 2
+    assert f"row {row['run_id']} has another action space" in _one_error_line(err)
+
+
+def test_eval_checks_a_rule_table_option_against_the_datasets_space(
+    small_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_main(
+        monkeypatch, capsys, "eval", "--dataset", str(small_dataset), "--policy", "heuristic",
+        "--policy-option", "rules.high.swarm_id=ghost",
+    )  # fmt: skip
+    assert code == 2
+    assert "--policy heuristic.rules.high: ghost|1|NA|NA is not an action" in err
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m.pop("read_report"),
+        lambda m: m.update(read_report=[1]),
+        lambda m: m.update(retrieval={"scorer": "bogus", "window": 256}),
+        lambda m: m.update(retrieval={"scorer": "signals", "window": -5}),
+    ],
+)
+def test_a_damaged_meta_json_is_named_not_an_unexpected_error(
+    small_dataset: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: Any,
+) -> None:
+    meta = json.loads((small_dataset / "meta.json").read_text())
+    change(meta)
+    (small_dataset / "meta.json").write_text(json.dumps(meta))
+    code, err = run_main(
+        monkeypatch, capsys, "ablate", "--dataset", str(small_dataset), "--n-similar", "0", "-q"
+    )
+    assert code == 2
+    assert "meta.json" in _one_error_line(err)
+
+
+def test_a_huge_limit_in_the_environment_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarm_planner.core.documents import ReadLimits
+    from swarm_planner.core.errors import PlannerError
+
+    monkeypatch.setenv("SWARM_PLANNER_MAX_LINE_BYTES", "9" * 30)
+    with pytest.raises(PlannerError, match=r"SWARM_PLANNER_MAX_LINE_BYTES=.*from 1 to 2\*\*40"):
+        ReadLimits.from_env()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda h: h.RuleAction(None, 1),
+        lambda h: h.RuleAction("serial_handoff", True),
+        lambda h: h.RuleAction("serial_handoff", 1.0),
+        lambda h: h.HeuristicOptions(rules=None),
+        lambda h: h.HeuristicOptions(rules={"high": {"swarm_id": "speculate_vote"}}),
+    ],
+)
+def test_a_rule_table_built_in_code_is_checked_when_built(build: Any) -> None:
+    from swarm_planner.core import heuristic
+
+    with pytest.raises(ValueError):
+        build(heuristic)
+
+
+def _record() -> Any:
+    from swarm_planner.core.contracts import ManifestPlannerRecord
+
+    return load(
+        {
+            "planner_input": json.loads(TINY_INPUT.read_text()),
+            "planner_action": json.loads((FIXTURES / "planner_action.json").read_text()),
+            "executed_plan": json.loads((FIXTURES / "executed_plan.json").read_text()),
+            "timeout_seconds_override": None,
+        },
+        ManifestPlannerRecord,
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: attrs.evolve(r, planner_action=attrs.evolve(r.planner_action, reason="\ud800")),
+        lambda r: attrs.evolve(r, timeout_seconds_override=10**30),
+        lambda r: attrs.evolve(r, planner_input=None),
+        lambda r: {"a": 1},
+    ],
+)
+def test_a_record_the_reader_would_refuse_is_never_written(tmp_path: Path, change: Any) -> None:
+    from swarm_planner.core.recording import record_in_manifest
+
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest()))
+    before = path.read_bytes()
+    with pytest.raises(ContractError):
+        record_in_manifest(path, change(_record()))
+    assert path.read_bytes() == before
+
+
+def test_recording_keeps_the_manifests_layout_permissions_and_link(tmp_path: Path) -> None:
+    from swarm_planner.core.recording import record_in_manifest
+
+    real = tmp_path / "real-manifest.json"
+    real.write_text(json.dumps(manifest()))  # compact
+    real.chmod(0o644)
+    link = tmp_path / "manifest.json"
+    link.symlink_to(real)
+    record_in_manifest(link, _record())
+    assert link.is_symlink() and oct(real.stat().st_mode & 0o777) == "0o644"
+    assert "\n " not in real.read_text()
+    assert json.loads(real.read_text())["planner"]["executed_plan"]["swarm_id_executed"]
+
+
+def test_loading_data_with_non_text_keys_is_a_contract_error() -> None:
+    with pytest.raises(ContractError):
+        load({1: 2}, PlannerInput)

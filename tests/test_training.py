@@ -436,7 +436,7 @@ def test_an_export_with_a_bad_dataset_leaves_the_bundle_as_it_was(
     shutil.copytree(bundles["mlp"], copy)
     (copy / "model.onnx").unlink(missing_ok=True)
     _resealed(copy)
-    with pytest.raises(ExportError, match="dataset.jsonl: missing"):
+    with pytest.raises(ExportError, match=r"dataset\.jsonl: missing"):
         export_bundle(copy, tmp_path / "does-not-exist")
     assert not (copy / "model.onnx").exists()
     TorchPolicy(copy)  # still sealed and servable
@@ -446,6 +446,6 @@ def test_an_export_with_a_bad_dataset_leaves_the_bundle_as_it_was(
     for row in rows:
         row["planner_input"]["action_space"]["max_minutes_bins"].insert(-1, 240)
     (other / "dataset.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ExportError, match="not the one .* was trained on"):
+    with pytest.raises(ExportError, match=r"not the one .* was trained on"):
         export_bundle(copy, other)
     assert not (copy / "model.onnx").exists()

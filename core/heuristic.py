@@ -50,7 +50,7 @@ def _default_rules() -> dict[str, RuleAction]:
     }
 
 
-def _check_risks(rules: dict[str, Any]) -> str | None:
+def _check_risks(rules: Any) -> str | None:
     if not isinstance(rules, dict):
         return f"expected an object of risk level to rule, got {type(rules).__name__}"
     if not all(isinstance(rule, RuleAction) for rule in rules.values()):

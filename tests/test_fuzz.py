@@ -57,9 +57,11 @@ def _dumps(value: Any) -> bytes:
 def test_arbitrary_bytes_are_json_or_a_document_error(data: bytes) -> None:
     try:
         value = parse_json(data, "fuzz.json")
-    except DocumentError:
+    except DocumentError as exc:
+        assert exc.problem  # refused with a reason
         return
-    canonical_json(value)  # whatever was accepted survives the one hash encoding
+    # Whatever was accepted survives the one hash encoding unchanged.
+    assert json.loads(canonical_json(value)) == value
 
 
 @FUZZ
@@ -78,9 +80,10 @@ def test_arbitrary_json_values_are_read_or_refused_by_path(value: Any) -> None:
 def test_arbitrary_text_is_yaml_or_a_document_error(text: str) -> None:
     try:
         value = parse_yaml(text, "fuzz.yaml")
-    except DocumentError:
+    except DocumentError as exc:
+        assert exc.problem
         return
-    json.dumps(value, allow_nan=False)
+    assert json.loads(json.dumps(value, allow_nan=False)) == value  # plain JSON data
 
 
 @FUZZ
@@ -242,6 +245,7 @@ def test_any_record_built_in_code_decides_or_is_a_contract_error(
         return  # attrs refused it at construction, in the caller's own code
     for policy in policies:
         try:
-            policy.predict(planner_input)
+            dist = policy.predict(planner_input)
         except (ContractError, InvalidActionError):
             continue
+        assert math.isclose(float(dist.probs.sum()), 1.0, abs_tol=1e-5)

@@ -520,3 +520,9 @@ def main() -> None:
 def _show_traceback() -> None:
     if os.environ.get(ENV_DEBUG, "").strip().lower() in {"1", "true", "yes", "on"}:
         traceback.print_exc()
+
+
+# The outcome commands live in their own module; importing it registers them on ``app``.
+from swarm_planner.cli import bench_cmd as _bench_cmd  # noqa: E402
+
+__all__ = ["_bench_cmd", "app", "main"]

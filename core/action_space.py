@@ -93,6 +93,33 @@ class JointAction:
             "max_iterations_bin": self.max_iterations_bin,
         }
 
+    def as_list(self) -> list[Bin | str]:
+        """The field's action tuple form ``[swarm, candidates, minutes, iterations]`` (its
+        bench files write actions this way)."""
+        return [
+            self.swarm_id,
+            self.max_candidates_bin,
+            self.max_minutes_bin,
+            self.max_iterations_bin,
+        ]
+
+    @classmethod
+    def from_list(cls, value: Any) -> JointAction:
+        """Read the action tuple form; a ValueError says what was expected."""
+        if not isinstance(value, list | tuple) or len(value) != 4:
+            raise ValueError(
+                "expected an action [swarm_id, candidates, minutes, iterations], got "
+                f"{jsonconv.short_repr(value)}"
+            )
+        swarm, *bins = value
+        if not isinstance(swarm, str) or not swarm:
+            raise ValueError(f"the swarm_id must be a non-empty string, got {swarm!r}")
+        try:
+            checked = [_check_bin(b) for b in bins]
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+        return cls(swarm, *checked)
+
     def canonical_key(self) -> tuple[str, tuple[int, int], tuple[int, int], tuple[int, int]]:
         return (
             self.swarm_id,

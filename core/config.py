@@ -77,6 +77,18 @@ class BenchConfig:
     selector_options: dict[str, Any] = json_field(factory=dict)
     executor: str | None = None
     executor_options: dict[str, Any] = json_field(factory=dict)
+    jobs: int = json_field(default=1, validator=positive)
+    """Candidates run at once (threads; an executor that runs commands scales with cores)."""
+    budget_minutes: float | None = json_field(optional=True, validator=positive)
+    """Whole-bench budget in candidate-minutes (every parallel agent's minutes summed)."""
+    issue_budget_minutes: float | None = json_field(optional=True, validator=positive)
+    """Per-issue budget in candidate-minutes."""
+    timeout_minutes: int = json_field(default=120, validator=positive)
+    """The timeout of a candidate whose action sets no minutes cap (``NA``)."""
+    uncapped_candidates: int = json_field(default=3, validator=positive)
+    """Parallel agents a speculate action with no candidate cap may run, for budget reserves."""
+    keep_failed_winners: bool = False
+    """Name a winner even when no candidate passed (the field's bench always does)."""
 
 
 @attrs.frozen

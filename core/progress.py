@@ -9,13 +9,17 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 Progress = Callable[[int, int], None]
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Progress | None]:
-    """A ``(done, total)`` callback drawing a bar on stderr, or None when disabled."""
+def progress_bar(
+    description: str, *, enabled: bool = True, notes: bool = False
+) -> Iterator[Any]:
+    """A ``(done, total)`` callback drawing a bar on stderr, or None when disabled; with
+    ``notes`` it takes ``(done, total, note)`` and shows the note (a running pass rate)."""
     if not enabled:
         yield None
         return
@@ -34,7 +38,10 @@ def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Progress
     with RichProgress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=None)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def update(done: int, total: int, note: str = "") -> None:
+            if note:
+                bar.update(task, completed=done, total=total, description=f"{description} {note}")
+            else:
+                bar.update(task, completed=done, total=total)
 
         yield update

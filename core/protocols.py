@@ -170,6 +170,25 @@ class Policy(Protocol):
     def predict(self, planner_input: PlannerInput) -> ActionDistribution: ...
 
 
+@attrs.frozen(eq=False)
+class ActionEstimates:
+    """What an outcome model expects of every valid action of one input (canonical order):
+    P(pass), wall time and cost. The ``value`` policy decides by the expected utility of these;
+    the ``uncertainty`` sampler proposes the actions whose P(pass) is least certain."""
+
+    actions: tuple[JointAction, ...]
+    p_pass: npt.NDArray[np.float64]
+    duration_ms: npt.NDArray[np.float64]
+    cost_usd: npt.NDArray[np.float64]
+
+
+@runtime_checkable
+class OutcomeModel(Protocol):
+    """A policy that can also say what each action would do (``value`` bundles)."""
+
+    def estimates(self, planner_input: PlannerInput) -> ActionEstimates: ...
+
+
 @runtime_checkable
 class Fallback(Protocol):
     """Decides when the model abstains or fails; must not depend on a model file."""
@@ -179,7 +198,13 @@ class Fallback(Protocol):
 
 @runtime_checkable
 class Sampler(Protocol):
-    """Picks up to ``k`` distinct valid candidate actions for one issue of the bench."""
+    """Picks up to ``k`` distinct valid candidate actions for one issue of the bench.
+
+    The bench puts ``baseline`` (today's rule) first whatever a sampler returns, so that every
+    issue compares against it. A sampler may also offer ``inclusion(planner_input, baseline, k)
+    -> dict[action text, probability]``: the chance that each valid action is among the
+    candidates, logged as propensities for off-policy evaluation (absent: not logged).
+    """
 
     def sample(
         self, planner_input: PlannerInput, baseline: JointAction, k: int
@@ -187,14 +212,33 @@ class Sampler(Protocol):
 
 
 @attrs.frozen
+class GateOutcome:
+    """One verification gate of a candidate."""
+
+    name: str
+    passed: bool
+
+
+@attrs.frozen
 class CandidateOutcome:
-    """What one of the K candidates did (speculate: duration is the max, cost the sum)."""
+    """What one of the K candidates did (speculate: duration is the max, cost the sum).
+
+    ``error`` says why a candidate could not be run or read (an executor that crashed, hung,
+    exited non-zero or printed garbage): such a candidate is a failure with its reason kept,
+    never a crashed bench. ``candidate_minutes`` is the agent time it spent (every parallel
+    candidate's minutes summed), the unit of the bench budgets; None when the executor does not
+    know, and the bench estimates it from the duration and the action (see ``core.bench``).
+    """
 
     action: JointAction
     verified: bool
     status: Status
     duration_ms: int
     cost_usd: float
+    fail_codes: tuple[str, ...] = ()
+    gates: tuple[GateOutcome, ...] = ()
+    candidate_minutes: float | None = None
+    error: str | None = None
 
 
 @runtime_checkable
@@ -206,6 +250,12 @@ class Selector(Protocol):
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs one candidate action on one issue and reports its outcome."""
+    """Runs one candidate action on one issue and reports its outcome.
+
+    The bench passes ``timeout_seconds`` (the action's minutes cap, or the bench's default for
+    an uncapped action) when ``run`` accepts that keyword; an executor is expected to stop the
+    candidate by then and report ``status="timeout"``. It may be called from several threads
+    at once (``--jobs``).
+    """
 
     def run(self, planner_input: PlannerInput, action: JointAction) -> CandidateOutcome: ...

@@ -13,7 +13,7 @@ from swarm_planner import hookimpl
 from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.hookspecs import Register
-from swarm_planner.core.protocols import CandidateOutcome
+from swarm_planner.core.protocols import CandidateOutcome, GateOutcome
 from swarm_planner.sim.world import World
 
 
@@ -31,6 +31,7 @@ class SimExecutor:
         return cls(World(options.seed))
 
     def run(self, planner_input: PlannerInput, action: JointAction) -> CandidateOutcome:
+        """The world's outcome (it applies the action's own minutes cap; no wall-clock wait)."""
         planner_input.action_space.check(action, planner_input.job_type)
         issue = planner_input.issue
         outcome = self.world.run_action(
@@ -42,6 +43,9 @@ class SimExecutor:
             status=outcome.status,
             duration_ms=outcome.duration_ms,
             cost_usd=outcome.cost_usd,
+            fail_codes=outcome.fail_codes,
+            gates=tuple(GateOutcome(name, passed) for name, passed, _ in outcome.gates),
+            candidate_minutes=round(sum(run.minutes for run in outcome.candidates), 6),
         )
 
 

@@ -33,6 +33,21 @@ class DeterministicSampler(SeededSampler):
         chosen.extend(rest[i] for i in rng.permutation(len(rest)))
         return tuple(chosen[:k])
 
+    def inclusion(
+        self, planner_input: PlannerInput, baseline: JointAction, k: int
+    ) -> dict[str, float]:
+        """Exact: 1 for the baseline and the other topology's first action, an equal share of
+        the remaining places for every other valid action."""
+        valid = planner_input.action_space.valid_actions(planner_input.job_type)
+        other = next((a for a in valid if a.swarm_id != baseline.swarm_id), None)
+        fixed = [baseline] + ([other] if other is not None else [])
+        rest = [a for a in valid if a not in fixed]
+        places = max(0, k - len(fixed))
+        share = min(1.0, places / len(rest)) if rest else 0.0
+        out = {a.text: share for a in rest}
+        out.update({a.text: 1.0 if i < k else 0.0 for i, a in enumerate(fixed)})
+        return out
+
 
 @hookimpl
 def register_samplers(register: Register) -> None:

@@ -1,4 +1,6 @@
-"""The ``random`` sampler: K distinct valid actions drawn uniformly, seeded per issue."""
+"""The ``random`` sampler: the baseline plus K-1 distinct valid actions drawn uniformly, seeded
+per issue. Inclusion probabilities are exact: 1 for the baseline, (K-1)/(n-1) for every other
+valid action, so off-policy estimates can weight its outcomes."""
 
 from __future__ import annotations
 
@@ -18,7 +20,16 @@ class RandomSampler(SeededSampler):
     ) -> tuple[JointAction, ...]:
         rng = self.rng(planner_input, k)
         valid = planner_input.action_space.valid_actions(planner_input.job_type)
-        return tuple(valid[i] for i in rng.permutation(len(valid))[:k])
+        rest = [a for a in valid if a != baseline]
+        return (baseline, *(rest[i] for i in rng.permutation(len(rest))[: k - 1]))
+
+    def inclusion(
+        self, planner_input: PlannerInput, baseline: JointAction, k: int
+    ) -> dict[str, float]:
+        valid = planner_input.action_space.valid_actions(planner_input.job_type)
+        rest = [a for a in valid if a != baseline]
+        share = min(1.0, (k - 1) / len(rest)) if rest else 0.0
+        return {baseline.text: 1.0, **{a.text: share for a in rest}}
 
 
 @hookimpl

@@ -15,20 +15,17 @@ from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import CandidateOutcome
 
 
+def lexicographic_key(outcome: CandidateOutcome) -> tuple[bool, int, float, str]:
+    """The field's order: verified, shorter, cheaper, then the action text (lower is better)."""
+    return (not outcome.verified, outcome.duration_ms, outcome.cost_usd, outcome.action.text)
+
+
 @attrs.frozen
 class LexicographicSelector:
     def select(self, outcomes: Sequence[CandidateOutcome]) -> int:
         if not outcomes:
             raise ValueError("cannot select a winner among zero outcomes")
-        return min(
-            range(len(outcomes)),
-            key=lambda i: (
-                not outcomes[i].verified,
-                outcomes[i].duration_ms,
-                outcomes[i].cost_usd,
-                outcomes[i].action.text,
-            ),
-        )
+        return min(range(len(outcomes)), key=lambda i: lexicographic_key(outcomes[i]))
 
 
 @hookimpl

@@ -1,0 +1,103 @@
+"""``planner bench``, ``build-outcome-dataset`` and ``eval-outcomes``: the outcome commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from swarm_planner.cli import checks
+from swarm_planner.cli.app import _host, app
+
+
+def _kind_options(assignments: list[str], option: str) -> dict[str, Any]:
+    from swarm_planner.core.evaluation import policy_specs
+
+    if not assignments:
+        return {}
+    return policy_specs(["plugin"], assignments, option=option)[0].options
+
+
+def _issues(value: str | None) -> tuple[Path | None, int | None]:
+    if value is None:
+        return None, None
+    if value.isdigit():
+        count = int(value)
+        if not 1 <= count <= 10_000_000:
+            raise typer.BadParameter(f"{count} is not from 1 to 10,000,000", param_hint="--issues")
+        return None, count
+    path = Path(value)
+    if not path.is_file():
+        raise typer.BadParameter(f"{value!r} is neither a number of issues nor a file", param_hint="--issues")
+    return path, None
+
+
+@app.command("bench")
+def bench_cmd(
+    out: Path = typer.Option(..., "--out", callback=checks.folder, help="Bench folder (resumed when it holds this bench)."),
+    root: Path | None = typer.Option(None, "--root", help="Kernel repo root whose runs are the issues."),
+    world: str | None = typer.Option(None, "--world", callback=lambda v: v if v is None else checks.choice("sim")(v), help="The embedded world: sim."),
+    world_seed: int = typer.Option(0, "--world-seed", callback=checks.seed, help="Seed of the embedded world."),
+    issues: str | None = typer.Option(None, "--issues", help="FILE of cases (JSON lines), or N: the first N issues (sim: how many to simulate; default 1000)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Kernel YAML config (its planner.bench section)."),
+    k: int | None = typer.Option(None, "--k", min=1, max=1000, help="Candidates per issue (config: 4)."),
+    sampler: str | None = typer.Option(None, "--sampler", help="Sampler plugin (config: deterministic)."),
+    executor: str | None = typer.Option(None, "--executor", help="Executor plugin (sim for --world sim)."),
+    selector: str | None = typer.Option(None, "--selector", help="Selector plugin (config: lexicographic)."),
+    sampler_option: list[str] = typer.Option([], "--sampler-option", help="KEY=VALUE (YAML value), repeatable."),
+    executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE (YAML value), repeatable."),
+    selector_option: list[str] = typer.Option([], "--selector-option", help="KEY=VALUE (YAML value), repeatable."),
+    jobs: int | None = typer.Option(None, "--jobs", min=1, max=1024, help="Issues run at once."),
+    budget_minutes: float | None = typer.Option(None, "--budget-minutes", callback=checks.number(above=0.0), help="Whole-bench budget in candidate-minutes."),
+    issue_budget_minutes: float | None = typer.Option(None, "--issue-budget-minutes", callback=checks.number(above=0.0), help="Per-issue budget in candidate-minutes."),
+    keep_failed_winners: bool | None = typer.Option(None, "--keep-failed-winners/--no-failed-winners", help="Name a winner when no candidate passed."),
+    as_json: bool = typer.Option(False, "--json", help="Print summary.json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run K candidate plans per issue, log each as it finishes (resumable), pick winners."""
+    import attrs
+
+    from swarm_planner.core.bench.runner import run_bench
+    from swarm_planner.core.bench.setup import BenchRequest, prepare_bench
+    from swarm_planner.core.config import PlannerConfig, load_config
+    from swarm_planner.core.progress import progress_bar
+
+    host = _host()
+    cfg = load_config(config, host=host) if config is not None else PlannerConfig()
+    issues_file, count = _issues(issues)
+    request = BenchRequest(
+        out=out, root=root, world=world, world_seed=world_seed, issues_file=issues_file,
+        issues=count, k=k, sampler=sampler, selector=selector, executor=executor,
+        options={
+            "sampler": _kind_options(sampler_option, "--sampler-option"),
+            "executor": _kind_options(executor_option, "--executor-option"),
+            "selector": _kind_options(selector_option, "--selector-option"),
+        },
+        jobs=jobs, budget_minutes=budget_minutes, issue_budget_minutes=issue_budget_minutes,
+        keep_failed_winners=keep_failed_winners,
+    )
+    with progress_bar("prepare", enabled=not quiet) as progress:
+        cases, settings, plugins, names, n_jobs = prepare_bench(request, cfg, host, progress=progress)
+    with progress_bar("bench", enabled=not quiet, notes=True) as bar:
+        summary, _ = run_bench(out, cases, settings, plugins, jobs=n_jobs, names=names, progress=bar)
+    if as_json:
+        typer.echo(json.dumps({**attrs.asdict(summary), "pass_rate": summary.pass_rate}, indent=2))
+        return
+    typer.echo(
+        f"bench {summary.out}: {summary.cases} issues, {summary.ran} candidates run "
+        f"({summary.resumed} already in the log), config {summary.config_hash[:12]}"
+    )
+    typer.echo(
+        f"passed (any candidate) {summary.cases_passed}/{summary.cases} ({summary.pass_rate:.1%}); "
+        f"baseline alone {summary.baseline_passed}/{summary.cases}; spent {summary.spent_minutes:,.1f} "
+        f"candidate-minutes ({summary.estimated_minutes:,.1f} estimated)"
+        + (f" of {summary.budget_minutes:g}" if summary.budget_minutes else "")
+    )
+    if summary.skipped:
+        typer.echo(f"not run (budgets): {summary.skipped}")
+    if summary.errors:
+        typer.echo(f"failed to run: {summary.errors}")
+    if summary.torn_bytes:
+        typer.echo(f"a torn last log line ({summary.torn_bytes} bytes) from a killed run was dropped and re-run")

@@ -101,3 +101,34 @@ def bench_cmd(
         typer.echo(f"failed to run: {summary.errors}")
     if summary.torn_bytes:
         typer.echo(f"a torn last log line ({summary.torn_bytes} bytes) from a killed run was dropped and re-run")
+
+
+@app.command("build-outcome-dataset")
+def build_outcome_dataset_cmd(
+    bench: Path = typer.Option(..., "--bench", help="A bench folder: ours, or the field's best-of-k output (a run_* folder or its parent)."),
+    out: Path = typer.Option(..., "--out", callback=checks.folder, help="Outcome dataset folder to write."),
+    split: str = typer.Option("0.8,0.1,0.1", "--split", help="Shares of issues for train,val,test (time order)."),
+    keep_failed_winners: bool = typer.Option(False, "--keep-failed-winners", help="Keep a winner that did not pass as the row's label."),
+    as_json: bool = typer.Option(False, "--json", help="Print meta.json."),
+) -> None:
+    """Turn a best-of-K bench into an outcome dataset (every tried candidate, winners as labels)."""
+    from swarm_planner.core.outcomes import build_outcome_dataset
+
+    try:
+        shares = [float(p) for p in split.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{split!r} is not three comma-separated numbers", param_hint="--split") from None
+    meta = build_outcome_dataset(bench, out, shares=shares, keep_failed_winners=keep_failed_winners)
+    if as_json:
+        typer.echo(json.dumps(meta, indent=2, sort_keys=True))
+        return
+    c = meta["candidates"]
+    typer.echo(
+        f"{out}: {meta['example_count']} issues ({meta['bench']['source']} bench), splits "
+        f"{meta['split_counts']}, {sum(c['tried'].values())} candidates, pass rate {c['pass_rate']}, "
+        f"{c['rows_with_winner']} rows with a winner"
+    )
+    if meta["skipped"]:
+        typer.echo(f"skipped: {meta['skipped']}")
+    if meta["repairs"].get("counts"):
+        typer.echo(f"repaired: {meta['repairs']['counts']}")

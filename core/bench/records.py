@@ -46,6 +46,8 @@ class CaseLine:
     case_id: str | None = json_field(optional=True)
     baseline: list[Any] | None = json_field(optional=True)
     started_ms: int | None = json_field(optional=True, validator=non_negative)
+    inclusion: dict[str, float] | None = json_field(optional=True)
+    """Written by the bench: the sampler's inclusion probability of every valid action."""
 
 
 @attrs.frozen

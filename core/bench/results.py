@@ -161,6 +161,8 @@ class BenchedCase:
     planner_input: PlannerInput
     candidates: tuple[BenchedCandidate, ...]
     winner: int | None
+    inclusion: dict[str, float] | None = None
+    """The sampler's inclusion probability of every valid action (ours, when logged)."""
 
 
 @attrs.frozen
@@ -233,16 +235,19 @@ def read_bench(path: Path | str) -> BenchRead:
             skip("no readable candidate")
             continue
         case_id = str(record.get("case_id") or "")
+        inclusion = None
         if ours:
             entry = inputs.get(case_id)
-            planner_input, started_ms = entry if entry else (None, 0)
+            planner_input, started_ms, inclusion = entry if entry else (None, 0, None)
         else:
             planner_input, started_ms, case_id = _field_input(folder, record, raw_candidates, repairs)
         if planner_input is None:
             skip("no planner_input for the issue")
             continue
         winner = _winner_index(record.get("winner"), raw_candidates, candidates)
-        cases.append(BenchedCase(case_id, started_ms, planner_input, tuple(candidates), winner))
+        cases.append(
+            BenchedCase(case_id, started_ms, planner_input, tuple(candidates), winner, inclusion)
+        )
     return BenchRead(
         str(folder),
         "swarm_planner" if ours else "field",
@@ -253,8 +258,8 @@ def read_bench(path: Path | str) -> BenchRead:
     )
 
 
-def _our_inputs(folder: Path) -> dict[str, tuple[PlannerInput, int]]:
-    out: dict[str, tuple[PlannerInput, int]] = {}
+def _our_inputs(folder: Path) -> dict[str, tuple[PlannerInput, int, dict[str, float] | None]]:
+    out: dict[str, tuple[PlannerInput, int, dict[str, float] | None]] = {}
     for line in iter_json_lines(folder / CASES_FILE):
         where = f"{folder / CASES_FILE}:{line.number}"
         if line.error is not None:
@@ -266,6 +271,7 @@ def _our_inputs(folder: Path) -> dict[str, tuple[PlannerInput, int]]:
         out[case.case_id or case.planner_input.input_hash()[:16]] = (
             case.planner_input,
             case.started_ms or 0,
+            case.inclusion,
         )
     return out
 

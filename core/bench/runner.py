@@ -301,7 +301,7 @@ def _line(
     )
 
 
-def prepare_directory(out: Path, cases: Sequence[BenchCase], settings: BenchSettings) -> None:
+def prepare_directory(out: Path, plans: Sequence[CasePlan], settings: BenchSettings) -> None:
     """Start a bench directory, or check that it holds this very bench (same settings, same
     cases) before resuming into it."""
     out.mkdir(parents=True, exist_ok=True)
@@ -325,8 +325,15 @@ def prepare_directory(out: Path, cases: Sequence[BenchCase], settings: BenchSett
             "wrote (use a new --out)"
         )
     with (out / f".{CASES_FILE}.tmp").open("w", encoding="utf-8") as handle:
-        for case in cases:
-            line = CaseLine(case.planner_input, case.case_id, case.baseline.as_list(), case.started_ms)
+        for plan in plans:
+            case = plan.case
+            line = CaseLine(
+                case.planner_input,
+                case.case_id,
+                case.baseline.as_list(),
+                case.started_ms,
+                plan.inclusion,
+            )
             handle.write(canonical_json(dump(line)) + "\n")
     (out / f".{CASES_FILE}.tmp").replace(out / CASES_FILE)
     write_json_atomic(
@@ -359,7 +366,7 @@ def run_bench(
     if repeated:
         raise BenchError(f"case ids repeat: {repeated[:5]}")
     plans = plan_cases(cases, plugins.sampler, settings.k, sampler_name=names.get("sampler", "?"))
-    prepare_directory(out, cases, settings)
+    prepare_directory(out, plans, settings)
     with CandidateLog(out / LOG_FILE) as log:
         planned = {(p.case.case_id, slot): a for p in plans for slot, a in enumerate(p.actions)}
         for key, line in log.lines.items():

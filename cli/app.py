@@ -240,13 +240,20 @@ def check_dataset_cmd(
 
 @app.command("train")
 def train_cmd(
-    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (build-dataset output)."),
+    dataset: Path = typer.Option(
+        ..., "--dataset", help="Dataset folder (build-dataset or build-outcome-dataset output)."
+    ),
     out: Path = typer.Option(..., "--out", callback=checks.folder, help="Bundle folder to write."),
+    init: Path | None = typer.Option(
+        None,
+        "--init",
+        help="Start from this bundle's weights (fine-tune a Stage-A bundle on bench winners).",
+    ),
     model: str = typer.Option(
         "mlp",
         "--model",
-        callback=checks.choice("mlp", "joint"),
-        help="mlp (four masked heads) or joint.",
+        callback=checks.choice("mlp", "joint", "value", "table"),
+        help="mlp (four masked heads), joint, value (outcome model) or table (per-cell outcomes); value and table need an outcome dataset.",
     ),
     epochs: int = typer.Option(
         40, "--epochs", min=1, max=10_000, help="Most epochs (early stopping decides)."
@@ -273,6 +280,22 @@ def train_cmd(
     from swarm_planner.plugins.encoders.compositional import CompositionalOptions
     from swarm_planner.plugins.models.training import TrainConfig, train
 
+    if model in ("value", "table"):
+        _train_outcomes(
+            model,
+            dataset,
+            out,
+            init,
+            epochs,
+            patience,
+            lr,
+            batch_size,
+            seed,
+            n_history,
+            as_json,
+            quiet,
+        )
+        return
     config = TrainConfig(
         model=model,  # type: ignore[arg-type]
         max_epochs=epochs,
@@ -284,7 +307,7 @@ def train_cmd(
         encoder=CompositionalOptions(n_history=n_history),
     )
     with progress_bar(f"train {model}", enabled=not quiet) as progress:
-        result = train(dataset, out, config, progress=progress)
+        result = train(dataset, out, config, init=init, progress=progress)
     exported = None
     if export:
         from swarm_planner.plugins.models.export import export_bundle
@@ -311,6 +334,63 @@ def train_cmd(
     )
     typer.echo(f"test split ({test['model']['rows']} rows):")
     typer.echo(render_metrics_table({model: test["model"], "heuristic": test["heuristic"]}))
+
+
+def _train_outcomes(
+    model: str,
+    dataset: Path,
+    out: Path,
+    init: Path | None,
+    epochs: int,
+    patience: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    n_history: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    from swarm_planner.core.progress import progress_bar
+    from swarm_planner.plugins.encoders.compositional import CompositionalOptions
+
+    if init is not None:
+        raise typer.BadParameter("--init fine-tunes an mlp or joint bundle", param_hint="--init")
+    if model == "table":
+        from swarm_planner.plugins.models.table import fit_table
+
+        summary = fit_table(dataset, out)
+        typer.echo(
+            f"table: {out}/table.json ({summary['cells']} cells from {summary['rows']} train rows)"
+        )
+        return
+    from swarm_planner.plugins.models.value_training import ValueConfig, train_value
+
+    config = ValueConfig(
+        lr=lr,
+        batch_size=min(batch_size, 128) if batch_size == 256 else batch_size,
+        max_epochs=epochs if epochs != 40 else 60,
+        patience=patience if patience != 4 else 6,
+        seed=seed,
+        encoder=CompositionalOptions(n_history=n_history),
+    )
+    with progress_bar("train value", enabled=not quiet) as progress:
+        result = train_value(dataset, out, config, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(result.metrics, indent=2))
+        return
+    m = result.metrics
+    cal = m["calibration"]
+    typer.echo(
+        f"value bundle: {result.out} ({m['training']['epochs_run']} epochs, best "
+        f"{m['training']['best_epoch']}, {result.seconds:.1f} s); P(pass) ECE test "
+        f"{cal['test_ece_before']:.4f} -> {cal['test_ece_after']:.4f}, val "
+        f"{cal['val_ece_before']:.4f} -> {cal['val_ece_after']:.4f}"
+    )
+    test = m["splits"]["test"]
+    typer.echo(
+        f"test: {test['candidates']} tried candidates, Brier {test['brier']:.4f}, duration MAE "
+        f"{test['duration_mae_min']:.1f} min, cost MAE ${test['cost_mae_usd']:.3f}"
+    )
 
 
 @app.command("export")

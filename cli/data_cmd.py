@@ -108,3 +108,49 @@ def render_ablation(table: list[dict[str, Any]]) -> str:
             f"{row['train_seconds']:>7.1f}"
         )
     return "\n".join(lines)
+
+
+def render_outcome_table(result: Any) -> str:
+    """The policies of an outcome evaluation side by side, intervals in brackets."""
+
+    def cell(m: dict[str, float], scale: float = 1.0, fmt: str = ".1f") -> str:
+        return f"{m['value'] * scale:{fmt}} [{m['low'] * scale:{fmt}}, {m['high'] * scale:{fmt}}]"
+
+    lines = [
+        f"{result.mode} evaluation on {result.rows} held-out issues; weights {result.weights}",
+        f"{'policy':<22} {'pass %':<22} {'cost/pass $':<22} {'min/pass':<22} {'oracle-match %':<20} {'regret':<22} not tried",
+    ]
+    for name, m in result.policies.items():
+        lines.append(
+            f"{name:<22} {cell(m['pass_rate'], 100):<22} {cell(m['cost_per_pass'], 1, '.3f'):<22} "
+            f"{cell(m['time_per_pass_min']):<22} {cell(m['oracle_match'], 100):<20} "
+            f"{cell(m['regret'], 1, '.3f'):<22} {result.not_tried.get(name, 0)}"
+        )
+        for base, d in ((k, v) for k, v in m.items() if k.startswith("vs_")):
+            lines.append(
+                f"{'':<22} {base}: pass {cell(d['pass_rate_points'], 1, '+.2f')} points, "
+                f"cost/pass {cell(d['cost_per_pass_pct'], 1, '+.2f')} %"
+            )
+    for name, points in result.frontier.items():
+        lines.append(f"frontier of {name} (cost weight: pass %, cost/pass $, vs heuristic):")
+        for p in points:
+            vs = p.get("vs_heuristic")
+            extra = (
+                f"  pass {cell(vs['pass_rate_points'], 1, '+.2f')} pts, cost/pass "
+                f"{cell(vs['cost_per_pass_pct'], 1, '+.2f')} %"
+                if vs
+                else ""
+            )
+            lines.append(
+                f"  {p['cost_weight']:>5g}: {100 * p['pass_rate']:.1f}%  ${p['cost_per_pass']:.3f}{extra}"
+            )
+    if result.oracle is not None:
+        o = result.oracle
+        lines.append(
+            f"per-issue oracle (every valid action run): pass {100 * o['pass_rate']:.1f}%, "
+            f"cost/pass ${o['cost_per_pass']:.3f}, utility {o['utility']:.3f}"
+        )
+    lines.append(
+        f"best of the K tried: utility {result.best_of_k['utility']:.3f}, pass {100 * result.best_of_k['pass_rate']:.1f}%"
+    )
+    return "\n".join(lines)

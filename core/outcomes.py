@@ -88,8 +88,8 @@ class OutcomeMeta:
 
 
 def split_issue_counts(n: int, shares: Sequence[float]) -> dict[str, int]:
-    train = int(round(shares[0] * n))
-    val = int(round(shares[1] * n))
+    train = round(shares[0] * n)
+    val = round(shares[1] * n)
     return {"train": train, "val": min(val, n - train), "test": max(0, n - train - val)}
 
 
@@ -165,8 +165,16 @@ def build_outcome_dataset(
             probs = c.inclusion
             split = split_of(x.issue.issue_id)
             row = OutcomeRow(
-                "swarm_planner.outcome_row.v1", c.case_id, x.issue.issue_id, c.started_ms, x,
-                candidates, winner, label, probs, split,
+                "swarm_planner.outcome_row.v1",
+                c.case_id,
+                x.issue.issue_id,
+                c.started_ms,
+                x,
+                candidates,
+                winner,
+                label,
+                probs,
+                split,
             )
             line = canonical_json(dump(row)) + "\n"
             digest.update(line.encode("utf-8"))
@@ -271,4 +279,3 @@ def winner_rows(rows: Sequence[OutcomeRow]) -> list[DatasetRow]:
         for r in rows
         if r.label_action is not None
     ]
-

@@ -15,9 +15,7 @@ Progress = Callable[[int, int], None]
 
 
 @contextlib.contextmanager
-def progress_bar(
-    description: str, *, enabled: bool = True, notes: bool = False
-) -> Iterator[Any]:
+def progress_bar(description: str, *, enabled: bool = True, notes: bool = False) -> Iterator[Any]:
     """A ``(done, total)`` callback drawing a bar on stderr, or None when disabled; with
     ``notes`` it takes ``(done, total, note)`` and shows the note (a running pass rate)."""
     if not enabled:

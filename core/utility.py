@@ -18,7 +18,11 @@ import numpy.typing as npt
 from swarm_planner.core.jsonconv import json_field, validator
 
 _finite_non_negative = validator(
-    lambda v: None if isinstance(v, int | float) and 0 <= v < float("inf") else f"{v!r} is not a finite number >= 0"
+    lambda v: (
+        None
+        if isinstance(v, int | float) and 0 <= v < float("inf")
+        else f"{v!r} is not a finite number >= 0"
+    )
 )
 
 
@@ -41,3 +45,15 @@ class UtilityWeights:
             - self.time_weight * hours
         )
         return value
+
+
+def utility_distribution(
+    actions: tuple[Any, ...], utility: npt.NDArray[np.float64], temperature: float
+) -> Any:
+    """The decision of a policy that judges by utility: ``softmax(utility / temperature)`` over
+    ``actions`` (the best action's share is its confidence)."""
+    from swarm_planner.core.protocols import ActionDistribution
+
+    z = (utility - utility.max()) / temperature
+    e: npt.NDArray[np.float64] = np.exp(z)
+    return ActionDistribution(actions, e / e.sum())

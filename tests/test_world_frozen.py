@@ -36,9 +36,18 @@ def _outcome_digest() -> tuple[str, int]:
                         draw.issue, draw.job_type, action, attempt=attempt, salt=salt
                     )
                     record = [
-                        seed, draw.issue.issue_id, action.text, attempt, salt, out.status,
-                        [list(g) for g in out.gates], list(out.fail_codes), out.duration_ms,
-                        out.cost_usd, out.tokens_in, out.tokens_out,
+                        seed,
+                        draw.issue.issue_id,
+                        action.text,
+                        attempt,
+                        salt,
+                        out.status,
+                        [list(g) for g in out.gates],
+                        list(out.fail_codes),
+                        out.duration_ms,
+                        out.cost_usd,
+                        out.tokens_in,
+                        out.tokens_out,
                         [[r.solved, r.timed_out, round(r.minutes, 9)] for r in out.candidates],
                     ]
                     digest.update(json.dumps(record).encode())

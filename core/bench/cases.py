@@ -51,7 +51,9 @@ def cases_from_root(
     return cases
 
 
-def read_cases(path: Path | str, baseline: Fallback, *, limit: int | None = None) -> list[BenchCase]:
+def read_cases(
+    path: Path | str, baseline: Fallback, *, limit: int | None = None
+) -> list[BenchCase]:
     """Cases from a JSON lines file of :class:`CaseLine` (every bad line reported at once)."""
     cases: list[BenchCase] = []
     problems: list[str] = []

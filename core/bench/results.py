@@ -24,7 +24,13 @@ from swarm_planner.core.archives import run_status
 from swarm_planner.core.bench.cases import CASES_FILE
 from swarm_planner.core.bench.log import BenchError
 from swarm_planner.core.bench.records import BenchSettings, CaseLine, CaseResult
-from swarm_planner.core.contracts import ContractError, ManifestPlannerRecord, PlannerInput, dump, load
+from swarm_planner.core.contracts import (
+    ContractError,
+    ManifestPlannerRecord,
+    PlannerInput,
+    dump,
+    load,
+)
 from swarm_planner.core.documents import DocumentError, iter_json_lines, read_json, read_json_object
 from swarm_planner.core.jsonconv import RepairLog
 from swarm_planner.core.recording import (
@@ -117,7 +123,9 @@ def write_outputs(
     write_json_atomic(out / SUMMARY_FILE, {**attrs.asdict(summary), "pass_rate": summary.pass_rate})
 
 
-def _write_winner_archive(out: Path, case: Any, action: JointAction, winner: dict[str, Any]) -> None:
+def _write_winner_archive(
+    out: Path, case: Any, action: JointAction, winner: dict[str, Any]
+) -> None:
     folder = out / "archives" / winner["workcell_id"]
     folder.mkdir(parents=True, exist_ok=True)
     record = ManifestPlannerRecord(
@@ -240,7 +248,9 @@ def read_bench(path: Path | str) -> BenchRead:
             entry = inputs.get(case_id)
             planner_input, started_ms, inclusion = entry if entry else (None, 0, None)
         else:
-            planner_input, started_ms, case_id = _field_input(folder, record, raw_candidates, repairs)
+            planner_input, started_ms, case_id = _field_input(
+                folder, record, raw_candidates, repairs
+            )
         if planner_input is None:
             skip("no planner_input for the issue")
             continue
@@ -251,7 +261,9 @@ def read_bench(path: Path | str) -> BenchRead:
     return BenchRead(
         str(folder),
         "swarm_planner" if ours else "field",
-        report.get("bench_config_hash") if isinstance(report.get("bench_config_hash"), str) else None,
+        report.get("bench_config_hash")
+        if isinstance(report.get("bench_config_hash"), str)
+        else None,
         tuple(cases),
         skipped,
         repairs,

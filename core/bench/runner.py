@@ -24,7 +24,12 @@ from typing import Any
 import attrs
 
 from swarm_planner.core.action_space import JointAction
-from swarm_planner.core.bench.budget import Budget, spent_minutes, timeout_minutes, worst_case_minutes
+from swarm_planner.core.bench.budget import (
+    Budget,
+    spent_minutes,
+    timeout_minutes,
+    worst_case_minutes,
+)
 from swarm_planner.core.bench.cases import CASES_FILE
 from swarm_planner.core.bench.log import LOG_FILE, BenchError, CandidateLog
 from swarm_planner.core.bench.records import (
@@ -228,9 +233,7 @@ class _Run:
         problem = _outcome_problem(outcome, action)
         if problem is not None:
             elapsed = int((time.perf_counter() - started) * 1000)
-            return failed_outcome(
-                action, f"the {self.executor_name} executor {problem}", elapsed
-            )
+            return failed_outcome(action, f"the {self.executor_name} executor {problem}", elapsed)
         return outcome  # type: ignore[no-any-return]
 
     def run_case(self, plan: CasePlan) -> None:
@@ -378,7 +381,11 @@ def run_bench(
         resumed = len(log.lines)
         state = _Run(plans, settings, plugins, log, names.get("executor", "?"), progress)
         state.note()
-        todo = [p for p in plans if any((p.case.case_id, s) not in log.lines for s in range(len(p.actions)))]
+        todo = [
+            p
+            for p in plans
+            if any((p.case.case_id, s) not in log.lines for s in range(len(p.actions)))
+        ]
         if jobs == 1:
             for plan in todo:
                 state.run_case(plan)
@@ -396,7 +403,9 @@ def run_bench(
     results = []
     for plan in plans:
         case_lines = tuple(lines[(plan.case.case_id, s)] for s in range(len(plan.actions)))
-        results.append(CaseResult(plan.case, case_lines, _winner(case_lines, plugins.selector, settings)))
+        results.append(
+            CaseResult(plan.case, case_lines, _winner(case_lines, plugins.selector, settings))
+        )
     all_lines = [line for r in results for line in r.lines]
     summary = BenchSummary(
         out=str(out),

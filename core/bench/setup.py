@@ -48,8 +48,12 @@ class BenchRequest:
 
 
 def _choice(
-    kind: str, flag: str | None, configured: str | None, configured_options: dict[str, Any],
-    overrides: dict[str, Any], default: str | None = None,
+    kind: str,
+    flag: str | None,
+    configured: str | None,
+    configured_options: dict[str, Any],
+    overrides: dict[str, Any],
+    default: str | None = None,
 ) -> PluginChoice:
     name = flag or configured or default
     if name is None:
@@ -117,13 +121,25 @@ def prepare_bench(
     if not cases:
         raise BenchError("no cases: the source holds no runs to bench")
     executor = _choice(
-        "executor", request.executor, b.executor, b.executor_options,
-        request.options.get("executor", {}), default_executor,
+        "executor",
+        request.executor,
+        b.executor,
+        b.executor_options,
+        request.options.get("executor", {}),
+        default_executor,
     )
     if executor.name == default_executor and request.executor is None and b.executor is None:
         executor = PluginChoice(executor.name, {**executor_defaults, **executor.options})
-    sampler = _choice("sampler", request.sampler, b.sampler, b.sampler_options, request.options.get("sampler", {}))
-    selector = _choice("selector", request.selector, b.selector, b.selector_options, request.options.get("selector", {}))
+    sampler = _choice(
+        "sampler", request.sampler, b.sampler, b.sampler_options, request.options.get("sampler", {})
+    )
+    selector = _choice(
+        "selector",
+        request.selector,
+        b.selector,
+        b.selector_options,
+        request.options.get("selector", {}),
+    )
     settings = BenchSettings(
         k=request.k if request.k is not None else b.k,
         sampler=sampler,
@@ -134,7 +150,9 @@ def prepare_bench(
         cases_hash=cases_hash(cases),
         timeout_minutes=b.timeout_minutes,
         uncapped_candidates=b.uncapped_candidates,
-        budget_minutes=request.budget_minutes if request.budget_minutes is not None else b.budget_minutes,
+        budget_minutes=request.budget_minutes
+        if request.budget_minutes is not None
+        else b.budget_minutes,
         issue_budget_minutes=(
             request.issue_budget_minutes
             if request.issue_budget_minutes is not None

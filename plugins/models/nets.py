@@ -90,3 +90,48 @@ def pool(embedding: nn.Embedding, ids: torch.Tensor, weights: torch.Tensor) -> t
 def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     masked = torch.where(mask, logits, torch.full_like(logits, MASKED))
     return torch.log_softmax(masked, dim=-1)
+
+
+class ValueNet(nn.Module):
+    """The outcome model: ``[B, A, 3]`` raw outputs (pass logit, duration, cost before
+    softplus) for every action tuple. The issue goes through the same trunk as the policies;
+    each action through a learned projection of its bin features; a small network reads their
+    sum, so issues and actions share one representation."""
+
+    def __init__(
+        self,
+        *,
+        n_features: int,
+        action_features: npt.NDArray[np.float32],
+        dim: int = 32,
+        hidden: Sequence[int] = (128, 64),
+        action_dim: int = 64,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_features, dim)
+        nn.init.normal_(self.embedding.weight, std=0.05)
+        layers: list[nn.Module] = [nn.LayerNorm(dim)]
+        width = dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.LayerNorm(size)]
+            width = size
+        self.trunk = nn.Sequential(*layers)
+        self.register_buffer("phi", torch.as_tensor(action_features))
+        self.issue_proj = nn.Linear(width, action_dim)
+        self.action_proj = nn.Linear(action_features.shape[1], action_dim, bias=False)
+        self.body = nn.Sequential(
+            nn.ReLU(), nn.Linear(action_dim, action_dim), nn.ReLU(), nn.Linear(action_dim, 3)
+        )
+
+    def forward(
+        self, ids: torch.Tensor, weights: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Raw outputs ``[B, A, 3]`` for every action tuple, or ``[B, K, 3]`` for the tuples
+        ``actions [B, K]`` (training reads only the tried ones: K of A, many times cheaper)."""
+        hidden = self.issue_proj(self.trunk(pool(self.embedding, ids, weights))).unsqueeze(1)
+        projected = self.action_proj(self.phi)
+        if actions is None:
+            out: torch.Tensor = self.body(hidden + projected.unsqueeze(0))
+        else:
+            out = self.body(hidden + projected[actions])
+        return out

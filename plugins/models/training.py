@@ -10,7 +10,6 @@ path.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -22,21 +21,18 @@ import numpy.typing as npt
 from swarm_planner.core.action_space import HEADS, ActionSpace
 from swarm_planner.core.bundle import git_revision, seal, write_json
 from swarm_planner.core.calibration import fit_temperature, masked_softmax
+from swarm_planner.core.canonical import canonical_json
 from swarm_planner.core.contracts import PlannerInput, dump
 from swarm_planner.core.dataset import DatasetError, DatasetRow, read_meta, read_split_rows
-from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.evaluation import policy_probs
 from swarm_planner.core.heuristic import HeuristicRules
 from swarm_planner.core.jsonconv import json_field, positive
 from swarm_planner.core.metrics import head_index, score
 from swarm_planner.core.progress import Progress
 from swarm_planner.plugins.encoders.compositional import CompositionalEncoder, CompositionalOptions
+from swarm_planner.plugins.models.fitting import LoopConfig, TrainingError, fit
 
 SPLITS = ("train", "val", "test")
-
-
-class TrainingError(PlannerError, RuntimeError):
-    """Training stopped on a failed feasibility check; the message says which and why."""
 
 
 @attrs.frozen
@@ -91,6 +87,92 @@ def load_splits(folder: Path | str) -> tuple[dict[str, list[DatasetRow]], Action
     return splits, space
 
 
+@attrs.frozen
+class DatasetSource:
+    """The rows a classification policy trains on, and what the bundle records about them."""
+
+    splits: dict[str, list[DatasetRow]]
+    space: ActionSpace
+    dataset_hash: str
+    example_count: int
+    n_similar_runs: int | None
+    universe_id: str | None
+    labels: str
+
+
+def dataset_source(folder: Path | str) -> DatasetSource:
+    """An imitation dataset's rows, or an outcome dataset's winners as rows."""
+    from swarm_planner.core.outcomes import (
+        is_outcome_dataset,
+        read_outcome_meta,
+        read_outcome_rows,
+        winner_rows,
+    )
+
+    if not is_outcome_dataset(folder):
+        meta = read_meta(folder, verify=True)
+        splits, space = load_splits(folder)
+        return DatasetSource(
+            splits,
+            space,
+            meta.dataset_hash,
+            meta.example_count,
+            meta.n_similar_runs,
+            meta.universe_id,
+            "executed_plan",
+        )
+    try:
+        outcome_meta = read_outcome_meta(folder)
+        rows, space = read_outcome_rows(folder)
+    except DatasetError as exc:
+        raise TrainingError(str(exc)) from exc
+    splits = {name: winner_rows(part) for name, part in rows.items()}
+    for name in SPLITS:
+        if not splits[name]:
+            raise TrainingError(
+                f"{folder}: no row of the {name} split has a winner (a candidate that passed)"
+            )
+    return DatasetSource(
+        splits,
+        space,
+        outcome_meta.dataset_hash,
+        outcome_meta.example_count,
+        None,
+        None,
+        "best_of_k_winner",
+    )
+
+
+def start_from(
+    net: Any, bundle: Path, config: TrainConfig, encoder: CompositionalEncoder, space: ActionSpace
+) -> None:
+    """Load a bundle's weights into ``net``; the bundle must describe this very network."""
+    import torch
+
+    from swarm_planner.core.bundle import BundleError, load_served
+
+    try:
+        served = load_served(bundle, required=("model.pt",))
+    except BundleError as exc:
+        raise TrainingError(f"--init {bundle}: {exc}") from exc
+    problems = []
+    if served.model_type != config.model:
+        problems.append(f"it is a {served.model_type} bundle, not {config.model}")
+    if canonical_json(served.config.encoder.options) != canonical_json(encoder.config()["options"]):
+        problems.append("its encoder options differ from this training's")
+    if not served.space.equivalent(space):
+        problems.append("its action space differs from the dataset's")
+    if (
+        tuple(served.config.model.hidden) != tuple(config.hidden)
+        or served.config.model.dim != config.dim
+    ):
+        problems.append("its layer sizes differ from this training's")
+    if problems:
+        raise TrainingError(f"--init {bundle}: cannot start from it: {'; '.join(problems)}")
+    state = torch.load(bundle / "model.pt", map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+
+
 def encode_rows(
     rows: list[DatasetRow], encoder: CompositionalEncoder, space: ActionSpace
 ) -> Encoded:
@@ -118,17 +200,23 @@ def train(
     out: Path | str,
     config: TrainConfig | None = None,
     *,
+    init: Path | str | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train, calibrate, evaluate and write a bundle to ``out``."""
+    """Train, calibrate, evaluate and write a bundle to ``out``.
+
+    ``dataset`` is an imitation dataset (labels: executed plans) or an outcome dataset (labels:
+    the bench's winners, rows without one left out). ``init``: a bundle of the same model type,
+    encoder and action space whose weights training starts from (fine-tuning a Stage-A bundle
+    on bench winners)."""
     import torch
 
     from swarm_planner.plugins.models.nets import PlannerNet, masked_log_softmax
 
     config = config or TrainConfig()
     started = time.perf_counter()
-    meta = read_meta(dataset, verify=True)
-    splits, space = load_splits(dataset)
+    source = dataset_source(dataset)
+    splits, space = source.splits, source.space
     encoder = CompositionalEncoder(config.encoder)
     data = {name: encode_rows(rows, encoder, space) for name, rows in splits.items()}
 
@@ -144,7 +232,8 @@ def train(
         dim=config.dim,
         hidden=config.hidden,
     )
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if init is not None:
+        start_from(net, Path(init), config, encoder, space)
 
     def tensors(e: Encoded) -> tuple[torch.Tensor, ...]:
         return (
@@ -173,46 +262,22 @@ def train(
         return (picked * w).sum() / w.sum()
 
     uniform_val = _uniform_nll(data["val"].mask)
-    generator = torch.Generator().manual_seed(config.seed)
-    best_loss, best_state, best_epoch, stale = math.inf, None, -1, 0
-    history: list[dict[str, float]] = []
-    n_train = len(data["train"])
-    for epoch in range(config.max_epochs):
-        net.train()
-        order = torch.randperm(n_train, generator=generator)
-        total = 0.0
-        for b, start in enumerate(range(0, n_train, config.batch_size)):
-            rows = order[start : start + config.batch_size]
-            loss = loss_of(tuple(t[rows] for t in train_t))
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"the training loss became {loss.item()} at epoch {epoch}, batch {b}; "
-                    "lower --lr or check the dataset for extreme values"
-                )
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            for name, param in net.named_parameters():
-                if param.grad is not None and not torch.isfinite(param.grad).all():
-                    raise TrainingError(
-                        f"a non-finite gradient appeared in {name} at epoch {epoch}, batch {b}"
-                    )
-            optimizer.step()
-            total += loss.item() * len(rows)
-        net.eval()
-        with torch.no_grad():
-            val_loss = float(loss_of(val_t).item())
-        history.append({"epoch": epoch, "train_loss": total / n_train, "val_loss": val_loss})
-        if progress is not None:
-            progress(epoch + 1, config.max_epochs)
-        if val_loss < best_loss - 1e-5:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    assert best_state is not None
-    net.load_state_dict(best_state)
+    fitted = fit(
+        net,
+        train_t,
+        val_t,
+        loss_of,
+        LoopConfig(
+            config.lr,
+            config.weight_decay,
+            config.batch_size,
+            config.max_epochs,
+            config.patience,
+            config.seed,
+        ),
+        progress=progress,
+    )
+    best_loss, best_epoch, history = fitted.best_loss, fitted.best_epoch, fitted.history
     if not best_loss < uniform_val:
         raise TrainingError(
             f"the best validation loss {best_loss:.4f} is not below the uniform baseline "
@@ -286,12 +351,14 @@ def train(
         out,
         {
             "model_type": config.model,
-            "dataset_hash": meta.dataset_hash,
+            "dataset_hash": source.dataset_hash,
             "dataset": {
-                "example_count": meta.example_count,
-                "n_similar_runs": meta.n_similar_runs,
-                "universe_id": meta.universe_id,
+                "example_count": source.example_count,
+                "n_similar_runs": source.n_similar_runs,
+                "universe_id": source.universe_id,
+                "labels": source.labels,
             },
+            "init_from": None if init is None else str(init),
             "training_config": attrs.asdict(config),
             "versions": {"torch": torch.__version__, "numpy": np.__version__},
             "git_revision": git_revision(),

@@ -41,7 +41,9 @@ class CoverageSampler(SeededSampler):
         rest = [a for a in valid if a != baseline]
         ties = rng.permutation(len(rest))
         with self.lock:
-            order = sorted(range(len(rest)), key=lambda i: (self.tried[(job, rest[i].text)], ties[i]))
+            order = sorted(
+                range(len(rest)), key=lambda i: (self.tried[(job, rest[i].text)], ties[i])
+            )
             chosen = (baseline, *(rest[i] for i in order[: k - 1]))
             for action in chosen:
                 self.tried[(job, action.text)] += 1

@@ -26,7 +26,9 @@ from swarm_planner.plugins.samplers.seeding import SeededSampler
 
 @attrs.frozen
 class UncertaintyOptions:
-    bundle: str = json_field(validator=validator(lambda v: None if v else "a bundle folder is required"))
+    bundle: str = json_field(
+        validator=validator(lambda v: None if v else "a bundle folder is required")
+    )
     policy: str = "value"
     seed: int = 0
 
@@ -43,8 +45,10 @@ class UncertaintySampler(SeededSampler):
         if not isinstance(model, OutcomeModel):
             raise ConfigError(
                 "planner.bench.sampler_options",
-                [f"policy: {options.policy!r} gives no estimates(); the uncertainty sampler "
-                 "needs an outcome model such as a value bundle"],
+                [
+                    f"policy: {options.policy!r} gives no estimates(); the uncertainty sampler "
+                    "needs an outcome model such as a value bundle"
+                ],
             )
         return cls(options.seed, model)
 

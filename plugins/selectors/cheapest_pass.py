@@ -14,7 +14,6 @@ import attrs
 from swarm_planner import hookimpl
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import CandidateOutcome
-from swarm_planner.plugins.selectors.lexicographic import lexicographic_key
 
 
 @attrs.frozen

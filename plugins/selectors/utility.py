@@ -28,7 +28,10 @@ class UtilitySelector:
 
         def key(i: int) -> tuple[float, tuple[object, ...]]:
             o = outcomes[i]
-            return (-float(self.weights.of(o.verified, o.cost_usd, o.duration_ms)), lexicographic_key(o))
+            return (
+                -float(self.weights.of(o.verified, o.cost_usd, o.duration_ms)),
+                lexicographic_key(o),
+            )
 
         return min(range(len(outcomes)), key=key)
 

@@ -1,0 +1,3 @@
+"""A kernel whose stdout is not JSON."""
+
+print("this is not JSON {")

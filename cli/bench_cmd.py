@@ -185,6 +185,15 @@ def build_outcome_dataset_cmd(
     keep_failed_winners: bool = typer.Option(
         False, "--keep-failed-winners", help="Keep a winner that did not pass as the row's label."
     ),
+    train_issues: int | None = typer.Option(
+        None,
+        "--train-issues",
+        min=1,
+        help="Exactly this many issues for train (with --val-issues; the rest is test).",
+    ),
+    val_issues: int | None = typer.Option(
+        None, "--val-issues", min=1, help="Exactly this many issues for val."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print meta.json."),
 ) -> None:
     """Turn a best-of-K bench into an outcome dataset (every tried candidate, winners as labels)."""
@@ -196,14 +205,21 @@ def build_outcome_dataset_cmd(
         raise typer.BadParameter(
             f"{split!r} is not three comma-separated numbers", param_hint="--split"
         ) from None
-    meta = build_outcome_dataset(bench, out, shares=shares, keep_failed_winners=keep_failed_winners)
+    if (train_issues is None) != (val_issues is None):
+        raise typer.BadParameter(
+            "give both --train-issues and --val-issues, or neither", param_hint="--train-issues"
+        )
+    counts = None if train_issues is None or val_issues is None else (train_issues, val_issues)
+    meta = build_outcome_dataset(
+        bench, out, shares=shares, issue_counts=counts, keep_failed_winners=keep_failed_winners
+    )
     if as_json:
         typer.echo(json.dumps(meta, indent=2, sort_keys=True))
         return
     c = meta["candidates"]
     typer.echo(
-        f"{out}: {meta['example_count']} issues ({meta['bench']['source']} bench), splits "
-        f"{meta['split_counts']}, {sum(c['tried'].values())} candidates, pass rate {c['pass_rate']}, "
+        f"{out}: {meta['example_count']} rows ({meta['bench']['source']} bench), issues "
+        f"{meta['split_issues']}, rows {meta['split_counts']}, {sum(c['tried'].values())} candidates, pass rate {c['pass_rate']}, "
         f"{c['rows_with_winner']} rows with a winner"
     )
     if meta["skipped"]:

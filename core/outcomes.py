@@ -107,9 +107,13 @@ def build_outcome_dataset(
     out: Path | str,
     *,
     shares: Sequence[float] = (0.8, 0.1, 0.1),
+    issue_counts: tuple[int, int] | None = None,
     keep_failed_winners: bool = False,
 ) -> dict[str, Any]:
-    """Read a bench folder (ours or the field's), write ``outcomes.jsonl`` and ``meta.json``."""
+    """Read a bench folder (ours or the field's), write ``outcomes.jsonl`` and ``meta.json``.
+
+    ``issue_counts``: exactly this many issues for train and val (the rest is test) instead of
+    ``shares``."""
     shares = check_shares(shares)
     read = read_bench(bench)
     cases = sorted(read.cases, key=lambda c: (c.started_ms, c.case_id))
@@ -117,6 +121,14 @@ def build_outcome_dataset(
     for c in cases:
         first_seen.setdefault(c.planner_input.issue.issue_id, len(first_seen))
     counts = split_issue_counts(len(first_seen), shares)
+    if issue_counts is not None:
+        train, val = issue_counts
+        if train < 1 or val < 1 or train + val >= len(first_seen):
+            raise DatasetError(
+                f"--train-issues {train} and --val-issues {val} leave no test issues of the "
+                f"bench's {len(first_seen)} (each must be at least 1)"
+            )
+        counts = {"train": train, "val": val, "test": len(first_seen) - train - val}
 
     def split_of(issue_id: str) -> Split:
         rank = first_seen[issue_id]

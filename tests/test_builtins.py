@@ -126,9 +126,37 @@ def test_lexicographic_selector_applies_the_field_rule(
     assert selector.select(outcomes) == winner
 
 
-def test_lexicographic_selector_rejects_no_outcomes(host: PluginHost) -> None:
+@pytest.mark.parametrize("name", ["lexicographic", "utility", "cheapest_pass"])
+def test_selectors_reject_no_outcomes(host: PluginHost, name: str) -> None:
     with pytest.raises(ValueError, match="zero outcomes"):
-        host.create("selector", "lexicographic").select([])
+        host.create("selector", name).select([])
+
+
+def test_utility_selector_trades_a_pass_against_cost_by_its_weights(host: PluginHost) -> None:
+    cheap_fail = _outcome(A, False, 10, 0.1)
+    dear_pass = _outcome(B, True, 10, 4.0)
+    assert (
+        host.create("selector", "utility", {"cost_weight": 0.2}).select([cheap_fail, dear_pass])
+        == 1
+    )
+    # At 0.3 per USD the pass (worth 1) no longer pays for 3.9 USD more.
+    assert (
+        host.create("selector", "utility", {"cost_weight": 0.3}).select([cheap_fail, dear_pass])
+        == 0
+    )
+    slow = _outcome(A, True, 3_600_000, 1.0)
+    fast = _outcome(B, True, 60_000, 1.0)
+    assert host.create("selector", "utility", {"time_weight": 0.5}).select([slow, fast]) == 1
+
+
+def test_cheapest_pass_selector_prefers_the_cheapest_passing_candidate(host: PluginHost) -> None:
+    outcomes = [
+        _outcome(A, True, 10, 3.0),
+        _outcome(B, False, 5, 0.5),
+        _outcome(C, True, 90, 1.0),
+    ]
+    assert host.create("selector", "cheapest_pass").select(outcomes) == 2
+    assert host.create("selector", "lexicographic").select(outcomes) == 0
 
 
 BASELINE = JointAction("speculate_vote", 2, NA, NA)
@@ -156,14 +184,55 @@ def test_random_sampler_depends_on_seed_and_issue(host: PluginHost, make_input: 
     assert a.sample(first, BASELINE, 8) != a.sample(second, BASELINE, 8)
 
 
-def test_random_sampler_is_roughly_uniform(host: PluginHost, make_input: MakeInput) -> None:
+def test_random_sampler_keeps_the_baseline_and_draws_the_rest_uniformly(
+    host: PluginHost, make_input: MakeInput
+) -> None:
     counts: dict[JointAction, int] = {}
-    for i in range(600):
+    for i in range(900):
         sampler = host.create("sampler", "random", {"seed": i})
-        for action in sampler.sample(make_input(), BASELINE, 1):
-            counts[action] = counts.get(action, 0) + 1
-    assert len(counts) == 30
-    assert max(counts.values()) < 3 * 600 / 30
+        picks = sampler.sample(make_input(), BASELINE, 2)
+        assert picks[0] == BASELINE
+        counts[picks[1]] = counts.get(picks[1], 0) + 1
+    assert BASELINE not in counts
+    assert len(counts) == 29
+    assert max(counts.values()) < 3 * 900 / 29
+    inclusion = host.create("sampler", "random").inclusion(make_input(), BASELINE, 4)
+    assert inclusion[BASELINE.text] == 1.0
+    assert {round(p, 9) for t, p in inclusion.items() if t != BASELINE.text} == {round(3 / 29, 9)}
+    assert len(inclusion) == 30
+
+
+def test_deterministic_sampler_inclusion_matches_its_draws(
+    host: PluginHost, make_input: MakeInput
+) -> None:
+    x = make_input(risk="high")
+    seen: dict[str, int] = {}
+    for i in range(400):
+        for action in host.create("sampler", "deterministic", {"seed": i}).sample(x, BASELINE, 4):
+            seen[action.text] = seen.get(action.text, 0) + 1
+    inclusion = host.create("sampler", "deterministic").inclusion(x, BASELINE, 4)
+    assert inclusion[BASELINE.text] == inclusion["serial_handoff|1|15|NA"] == 1.0
+    for text, p in inclusion.items():
+        assert abs(seen.get(text, 0) / 400 - p) < 0.06, text
+
+
+def test_coverage_sampler_balances_tries_across_the_bench(
+    host: PluginHost, make_input: MakeInput
+) -> None:
+    sampler = host.create("sampler", "coverage", {"seed": 1})
+    tried: dict[str, int] = {}
+    for i in range(29):
+        picks = sampler.sample(make_input(issue_id=str(i)), BASELINE, 2)
+        assert picks[0] == BASELINE
+        tried[picks[1].text] = tried.get(picks[1].text, 0) + 1
+    # 29 issues, one free place each, 29 other actions: every one tried exactly once.
+    assert len(tried) == 29 and set(tried.values()) == {1}
+    first = host.create("sampler", "coverage", {"seed": 1})
+    second = host.create("sampler", "coverage", {"seed": 1})
+    inputs = [make_input(issue_id=str(i)) for i in range(40)]
+    assert [first.sample(x, BASELINE, 3) for x in inputs] == [
+        second.sample(x, BASELINE, 3) for x in inputs
+    ]
 
 
 def test_deterministic_sampler_orders_baseline_other_topology_then_shuffle(
@@ -191,7 +260,7 @@ def test_deterministic_sampler_refuses_an_invalid_baseline(
         )
 
 
-@pytest.mark.parametrize("name", ["random", "deterministic"])
+@pytest.mark.parametrize("name", ["random", "deterministic", "coverage"])
 def test_samplers_reject_k_below_one(host: PluginHost, make_input: MakeInput, name: str) -> None:
     with pytest.raises(ValueError, match="k must be at least 1"):
         host.create("sampler", name).sample(make_input(), BASELINE, 0)

@@ -36,7 +36,7 @@ def test_list_plugins_table_has_a_header_and_a_row_per_plugin() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["kind", "name", "distribution", "version", "module"]
     assert len(lines) == 2 + len(BUILTINS)
-    assert lines[-1].split()[:3] == ["selector", "lexicographic", "swarm-planner"]
+    assert lines[-1].split()[:3] == ["selector", "utility", "swarm-planner"]
 
 
 def test_config_show_prints_the_effective_config(tmp_path: Path) -> None:

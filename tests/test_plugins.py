@@ -23,6 +23,13 @@ BUILTINS = {
     ("sampler", "deterministic"),
     ("sampler", "random"),
     ("selector", "lexicographic"),
+    ("sampler", "coverage"),
+    ("sampler", "uncertainty"),
+    ("selector", "utility"),
+    ("selector", "cheapest_pass"),
+    ("executor", "command"),
+    ("policy", "value"),
+    ("policy", "table"),
 }
 
 
@@ -52,6 +59,13 @@ def test_every_builtin_module_is_listed_in_the_entry_point_table(host: PluginHos
         "swarm_planner.plugins.samplers.deterministic",
         "swarm_planner.plugins.samplers.random_sampler",
         "swarm_planner.plugins.selectors.lexicographic",
+        "swarm_planner.plugins.samplers.coverage",
+        "swarm_planner.plugins.samplers.uncertainty",
+        "swarm_planner.plugins.selectors.utility",
+        "swarm_planner.plugins.selectors.cheapest_pass",
+        "swarm_planner.plugins.executors.command",
+        "swarm_planner.plugins.models.value",
+        "swarm_planner.plugins.models.table",
     }
 
 
@@ -131,9 +145,23 @@ def test_the_allowlist_picks_third_party_plugins_by_distribution_or_name(
 ) -> None:
     installed.append(FakeEntryPoint("fancy", selector_plugin("fancy", "m1"), "planner-fancy"))
     installed.append(FakeEntryPoint("other", selector_plugin("other", "m2"), "planner-other"))
-    assert _load(allowlist=["planner_fancy"]).names("selector") == ["fancy", "lexicographic"]
-    assert _load(allowlist=["other"]).names("selector") == ["lexicographic", "other"]
-    assert _load(allowlist=[]).names("selector") == ["lexicographic"]
+    assert _load(allowlist=["planner_fancy"]).names("selector") == [
+        "cheapest_pass",
+        "fancy",
+        "lexicographic",
+        "utility",
+    ]
+    assert _load(allowlist=["other"]).names("selector") == [
+        "cheapest_pass",
+        "lexicographic",
+        "other",
+        "utility",
+    ]
+    assert _load(allowlist=[]).names("selector") == [
+        "cheapest_pass",
+        "lexicographic",
+        "utility",
+    ]
 
 
 def test_the_allowlist_comes_from_the_environment(
@@ -173,7 +201,8 @@ def test_an_unknown_name_lists_what_is_registered_and_hints(host: PluginHost) ->
         host.entry("policy", "heuristc")
     message = str(info.value)
     assert (
-        "no policy named 'heuristc'; registered policies: heuristic, joint, mlp, onnx." in message
+        "no policy named 'heuristc'; registered policies: heuristic, joint, mlp, onnx, table, value."
+        in message
     )
     assert "Did you mean 'heuristic'?" in message
     assert "may not be installed" in message
@@ -263,4 +292,8 @@ def test_a_collision_with_a_builtin_is_a_configuration_error_even_when_not_stric
         in (message)
     )
     # Leaving it out, as the message says, loads the rest.
-    assert _load(allowlist=[]).names("selector") == ["lexicographic"]
+    assert _load(allowlist=[]).names("selector") == [
+        "cheapest_pass",
+        "lexicographic",
+        "utility",
+    ]

@@ -31,7 +31,13 @@ from swarm_planner.core.contracts import (
     dump,
     load,
 )
-from swarm_planner.core.documents import DocumentError, iter_json_lines, read_json, read_json_object
+from swarm_planner.core.documents import (
+    DocumentError,
+    ReadLimits,
+    iter_json_lines,
+    read_json,
+    read_json_object,
+)
 from swarm_planner.core.jsonconv import RepairLog
 from swarm_planner.core.recording import (
     executed_plan_from_action,
@@ -45,6 +51,8 @@ BEST_OF_K_REPORT_V1 = "cyntra.planner_best_of_k_bench.v1"
 RESULTS_FILE = Path("results") / "best_of_k.json"
 REPORT_FILE = "bench_report.json"
 SUMMARY_FILE = "summary.json"
+RESULTS_MAX_BYTES = 1 << 30
+"""The largest ``best_of_k.json`` read (a quarter of a million issues at K=4)."""
 
 
 def workcell_id(case_id: str, slot: int) -> str:
@@ -202,8 +210,12 @@ def resolve_bench_dir(path: Path) -> Path:
 def read_bench(path: Path | str) -> BenchRead:
     folder = resolve_bench_dir(Path(path))
     results_path = folder / RESULTS_FILE
+    # A bench's results grow with its issues (about 4 kB per issue at K=4): the one large
+    # document we read whole, so its limit is a bench's, not a manifest's.
+    env = ReadLimits.from_env()
+    limits = attrs.evolve(env, max_bytes=max(env.max_bytes, RESULTS_MAX_BYTES))
     try:
-        records = read_json(results_path)
+        records = read_json(results_path, limits=limits)
     except DocumentError as exc:
         raise BenchError(f"{results_path}: {exc}") from None
     if not isinstance(records, list):

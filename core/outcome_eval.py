@@ -36,7 +36,25 @@ from swarm_planner.core.progress import Progress
 from swarm_planner.core.protocols import Executor, OutcomeModel, Policy
 from swarm_planner.core.utility import UtilityWeights
 
-DEFAULT_SWEEP = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+DEFAULT_SWEEP = (
+    0.0,
+    0.02,
+    0.05,
+    0.08,
+    0.1,
+    0.11,
+    0.12,
+    0.13,
+    0.14,
+    0.15,
+    0.17,
+    0.2,
+    0.3,
+    0.5,
+    0.7,
+    1.0,
+    2.0,
+)
 Outcome = tuple[bool, float, float]
 """(passed, cost_usd, duration_ms)."""
 
@@ -263,6 +281,11 @@ def evaluate_outcomes(
     else:
         stats = _unpaired(outcomes, rounds, seed)
     base = outcomes.get(baseline_name)
+    base_regret = stats.get(baseline_name, {}).get("regret", {}).get("value")
+    for name, m in stats.items():
+        if base_regret and "regret" in m:
+            # The share of the heuristic's gap to the best of the K that the policy leaves.
+            m["regret_share_of_heuristic_gap"] = m["regret"]["value"] / base_regret
     for points in frontier.values():
         for point in points:
             point.update(

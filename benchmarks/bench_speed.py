@@ -121,7 +121,8 @@ def command_bench(candidates: int) -> None:
             summary, _ = run_bench(out, cases, settings, plugins, jobs=n, names=names)
             elapsed = time.perf_counter() - t
             print(
-                f"command bench --jobs {jobs}: {summary.ran / elapsed:.1f} candidates/s ({summary.ran} in {elapsed:.1f} s)"
+                f"command bench --jobs {jobs}: {summary.ran / elapsed:.1f} candidates/s "
+                f"({summary.ran} in {elapsed:.1f} s)"
             )
         print(f"(cores: {os.cpu_count()})")
 

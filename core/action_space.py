@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from swarm_planner.core import jsonconv
+from swarm_planner.core.documents import short_repr
 from swarm_planner.core.errors import ContractError, InvalidActionError
 from swarm_planner.core.jsonconv import FieldProblem, converter, field_converter, json_field
 
@@ -109,7 +110,7 @@ class JointAction:
         if not isinstance(value, list | tuple) or len(value) != 4:
             raise ValueError(
                 "expected an action [swarm_id, candidates, minutes, iterations], got "
-                f"{jsonconv.short_repr(value)}"
+                f"{short_repr(value)}"
             )
         swarm, *bins = value
         if not isinstance(swarm, str) or not swarm:

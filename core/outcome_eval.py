@@ -282,7 +282,7 @@ def evaluate_outcomes(
         stats = _unpaired(outcomes, rounds, seed)
     base = outcomes.get(baseline_name)
     base_regret = stats.get(baseline_name, {}).get("regret", {}).get("value")
-    for name, m in stats.items():
+    for m in stats.values():
         if base_regret and "regret" in m:
             # The share of the heuristic's gap to the best of the K that the policy leaves.
             m["regret_share_of_heuristic_gap"] = m["regret"]["value"] / base_regret
@@ -316,7 +316,7 @@ def evaluate_outcomes(
 def _decide(policy: Policy, inputs: Sequence[Any]) -> list[JointAction]:
     batch = getattr(policy, "estimates_batch", None)
     if callable(batch) and hasattr(policy, "distribution"):
-        return [policy.distribution(e).best()[0] for e in batch(inputs)]  # type: ignore[attr-defined]
+        return [policy.distribution(e).best()[0] for e in batch(inputs)]
     return [policy.predict(x).best()[0] for x in inputs]
 
 

@@ -198,7 +198,7 @@ def build_outcome_dataset(
     tmp.replace(out / OUTCOME_FILE)
     issues_by_split = Counter(split_of(i) for i in first_seen)
     meta = OutcomeMeta(
-        schema_version=OUTCOME_DATASET_V1,
+        schema_version="swarm_planner.outcome_dataset.v1",
         dataset_hash=digest.hexdigest(),
         example_count=len(cases),
         split_counts={s: split_rows.get(s, 0) for s in ("train", "val", "test")},

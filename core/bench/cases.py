@@ -15,10 +15,10 @@ from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.archives import read_root
 from swarm_planner.core.bench.log import BenchError
 from swarm_planner.core.bench.records import BenchCase, CaseLine
-from swarm_planner.core.contracts import ContractError, load
+from swarm_planner.core.contracts import load
 from swarm_planner.core.dataset import DatasetOptions, iter_rows
 from swarm_planner.core.documents import iter_json_lines
-from swarm_planner.core.errors import InvalidActionError
+from swarm_planner.core.errors import ContractError, InvalidActionError
 from swarm_planner.core.progress import Progress
 from swarm_planner.core.protocols import Fallback
 

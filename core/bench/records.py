@@ -63,10 +63,10 @@ class CandidateLine:
 
     schema_version: str
     case_id: str
-    slot: int = json_field(validator=non_negative)
     action: list[Any]
     verified: bool
     status: Status
+    slot: int = json_field(validator=non_negative)
     duration_ms: int = json_field(validator=non_negative)
     cost_usd: float = json_field(validator=non_negative)
     candidate_minutes: float = json_field(validator=non_negative)
@@ -106,13 +106,13 @@ class PluginChoice:
 class BenchSettings:
     """Everything that decides a bench's candidates, their outcomes and its winners."""
 
-    k: int = json_field(validator=positive)
     sampler: PluginChoice
     selector: PluginChoice
     executor: PluginChoice
     fallback: PluginChoice
     action_space_hash: str
     cases_hash: str
+    k: int = json_field(default=4, validator=positive)
     timeout_minutes: int = json_field(default=120, validator=positive)
     uncapped_candidates: int = json_field(default=3, validator=positive)
     budget_minutes: float | None = json_field(optional=True)

@@ -25,7 +25,6 @@ from swarm_planner.core.bench.cases import CASES_FILE
 from swarm_planner.core.bench.log import BenchError
 from swarm_planner.core.bench.records import BenchSettings, CaseLine, CaseResult
 from swarm_planner.core.contracts import (
-    ContractError,
     ManifestPlannerRecord,
     PlannerInput,
     dump,
@@ -38,6 +37,7 @@ from swarm_planner.core.documents import (
     read_json,
     read_json_object,
 )
+from swarm_planner.core.errors import ContractError
 from swarm_planner.core.jsonconv import RepairLog
 from swarm_planner.core.recording import (
     executed_plan_from_action,
@@ -321,7 +321,8 @@ def _candidate(raw: Any, where: str, repairs: RepairLog) -> BenchedCandidate | N
     if verified and status != "success":
         repairs.add("verified candidate with a failed status -> verified", where)
         status = "success"
-    details = raw.get("details") if isinstance(raw.get("details"), dict) else {}
+    found = raw.get("details")
+    details: dict[str, Any] = found if isinstance(found, dict) else {}
     duration = _number(raw.get("duration_ms"), integer=True)
     cost = _number(raw.get("cost_usd"), integer=False)
     if duration is None:

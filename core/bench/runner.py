@@ -196,9 +196,11 @@ class _Run:
         self.budget = Budget(
             settings.budget_minutes, sum(line.candidate_minutes for line in logged)
         )
-        self.case_spent: Counter[str] = Counter()
+        self.case_spent: dict[str, float] = {}
         for line in logged:
-            self.case_spent[line.case_id] += line.candidate_minutes
+            self.case_spent[line.case_id] = (
+                self.case_spent.get(line.case_id, 0.0) + line.candidate_minutes
+            )
         self.done = len(logged)
         self.passed = sum(line.verified for line in logged)
         self.ran = 0
@@ -234,12 +236,12 @@ class _Run:
         if problem is not None:
             elapsed = int((time.perf_counter() - started) * 1000)
             return failed_outcome(action, f"the {self.executor_name} executor {problem}", elapsed)
-        return outcome  # type: ignore[no-any-return]
+        return outcome
 
     def run_case(self, plan: CasePlan) -> None:
         s = self.settings
         case_id = plan.case.case_id
-        issue_spent = self.case_spent[case_id]
+        issue_spent = self.case_spent.get(case_id, 0.0)
         for slot, action in enumerate(plan.actions):
             if self.stop.is_set():
                 return

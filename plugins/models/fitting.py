@@ -45,7 +45,7 @@ def fit(
     net: Any,
     train: Sequence[Any],
     val: Sequence[Any],
-    loss_of: Callable[[Sequence[Any]], Any],
+    loss_of: Callable[[Any], Any],
     config: LoopConfig,
     *,
     progress: Progress | None = None,

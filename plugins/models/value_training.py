@@ -206,7 +206,7 @@ def train_value(
     def loss_of(batch: Any) -> torch.Tensor:
         ids, weights, tried, passed, duration, cost, known = batch
         used = tried >= 0
-        picked = net(ids, weights, tried.clamp(min=0))  # [B, K, 3]
+        picked: torch.Tensor = net(ids, weights, tried.clamp(min=0))  # [B, K, 3]
         bce = torch.nn.functional.binary_cross_entropy_with_logits(
             picked[..., 0], passed, reduction="none"
         )
@@ -217,7 +217,8 @@ def train_value(
             d_err = (torch.nn.functional.softplus(picked[..., 1]) - duration) ** 2
             c_err = (torch.nn.functional.softplus(picked[..., 2]) - cost) ** 2
             loss = loss + config.regression_weight * ((d_err + c_err) * reg).sum() / reg.sum()
-        return loss
+        total: torch.Tensor = loss
+        return total
 
     fitted = fit(
         net,
@@ -237,7 +238,10 @@ def train_value(
 
     def raw(d: OutcomeTensors) -> npt.NDArray[np.float64]:
         with torch.no_grad():
-            return net(torch.as_tensor(d.ids), torch.as_tensor(d.weights)).double().numpy()
+            result: npt.NDArray[np.float64] = (
+                net(torch.as_tensor(d.ids), torch.as_tensor(d.weights)).double().numpy()
+            )
+            return result
 
     outputs = {name: raw(d) for name, d in data.items()}
 
@@ -360,10 +364,9 @@ def _export(
         def __init__(self) -> None:
             super().__init__()
             self.net = net
-            self.register_buffer("scale", torch.tensor(platt[0]))
-            self.register_buffer("shift", torch.tensor(platt[1]))
-            self.register_buffer("duration_ms", torch.tensor(duration_scale * 60_000.0))
-            self.register_buffer("cost_usd", torch.tensor(cost_scale))
+            self.scale, self.shift = float(platt[0]), float(platt[1])
+            self.duration_ms = float(duration_scale * 60_000.0)
+            self.cost_usd = float(cost_scale)
 
         def forward(
             self, ids: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor

@@ -33,6 +33,18 @@ class LoopConfig:
     patience: int
     seed: int
 
+    @classmethod
+    def of(cls, config: Any) -> LoopConfig:
+        """The loop's part of a model's training config (the same field names everywhere)."""
+        return cls(
+            config.lr,
+            config.weight_decay,
+            config.batch_size,
+            config.max_epochs,
+            config.patience,
+            config.seed,
+        )
+
 
 @attrs.frozen
 class FitResult:

@@ -40,14 +40,7 @@ class PlannerNet(nn.Module):
         if kind not in ("mlp", "joint"):
             raise ValueError(f"model kind {kind!r} is not one of mlp|joint")
         self.kind = kind
-        self.embedding = nn.Embedding(n_features, dim)
-        nn.init.normal_(self.embedding.weight, std=0.05)
-        layers: list[nn.Module] = [nn.LayerNorm(dim)]
-        width = dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.LayerNorm(size)]
-            width = size
-        self.trunk = nn.Sequential(*layers)
+        self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)
         self.n_actions = int(head_index.shape[0])
         self.head_columns = [
             torch.as_tensor(head_index[:, h], dtype=torch.long) for h in range(head_index.shape[1])
@@ -81,6 +74,21 @@ class PlannerNet(nn.Module):
         return torch.softmax(masked, dim=-1)
 
 
+def issue_trunk(
+    n_features: int, dim: int, hidden: Sequence[int]
+) -> tuple[nn.Embedding, nn.Sequential, int]:
+    """The embedding bag's table and the LayerNorm/Linear/ReLU trunk every planner network
+    reads an issue with, and the trunk's output width."""
+    embedding = nn.Embedding(n_features, dim)
+    nn.init.normal_(embedding.weight, std=0.05)
+    layers: list[nn.Module] = [nn.LayerNorm(dim)]
+    width = dim
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU(), nn.LayerNorm(size)]
+        width = size
+    return embedding, nn.Sequential(*layers), width
+
+
 def pool(embedding: nn.Embedding, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The embedding bag: ``Σ_t weights[t] · E[ids[t]]``, as one batched MatMul (what exports
     to the fastest ONNX graph; padding has weight 0)."""
@@ -108,14 +116,7 @@ class ValueNet(nn.Module):
         action_dim: int = 64,
     ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(n_features, dim)
-        nn.init.normal_(self.embedding.weight, std=0.05)
-        layers: list[nn.Module] = [nn.LayerNorm(dim)]
-        width = dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.LayerNorm(size)]
-            width = size
-        self.trunk = nn.Sequential(*layers)
+        self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)
         self.register_buffer("phi", torch.as_tensor(action_features))
         self.issue_proj = nn.Linear(width, action_dim)
         self.action_proj = nn.Linear(action_features.shape[1], action_dim, bias=False)

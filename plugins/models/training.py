@@ -267,14 +267,7 @@ def train(
         train_t,
         val_t,
         loss_of,
-        LoopConfig(
-            config.lr,
-            config.weight_decay,
-            config.batch_size,
-            config.max_epochs,
-            config.patience,
-            config.seed,
-        ),
+        LoopConfig.of(config),
         progress=progress,
     )
     best_loss, best_epoch, history = fitted.best_loss, fitted.best_epoch, fitted.history

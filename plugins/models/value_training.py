@@ -225,14 +225,7 @@ def train_value(
         tensors(train_d),
         tensors(data["val"]),
         loss_of,
-        LoopConfig(
-            config.lr,
-            config.weight_decay,
-            config.batch_size,
-            config.max_epochs,
-            config.patience,
-            config.seed,
-        ),
+        LoopConfig.of(config),
         progress=progress,
     )
 

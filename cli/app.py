@@ -419,33 +419,54 @@ def export_cmd(
 
 @app.command("plan")
 def plan_cmd(
-    bundle: Path = typer.Option(
-        ..., "--bundle", help="A bundle folder (served with ONNX when exported)."
-    ),
     input_file: Path = typer.Option(..., "--input", help="A planner_input.v1 JSON file."),
-    threshold: float = typer.Option(
-        0.6, "--threshold", callback=checks.unit, help="Below this confidence the answer abstains."
+    bundle: Path | None = typer.Option(
+        None, "--bundle", help="A bundle folder (served by the policy its metadata names)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the planner_action.v1 JSON."),
+    config: Path | None = typer.Option(
+        None, "--config", help="A kernel YAML config: its planner: section decides."
+    ),
+    baseline: str | None = typer.Option(
+        None,
+        "--baseline",
+        help="What the kernel would run without a planner, as SWARM|CANDIDATES|MINUTES|ITERATIONS "
+        "(default: the fallback's decision).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole decision as JSON."),
 ) -> None:
-    """One decision for one planner_input, as planner_action.v1."""
-    from swarm_planner.core.contracts import PlannerInput, dump, load
-    from swarm_planner.core.documents import read_json
-    from swarm_planner.kernel_integration.plan import bundle_policy, model_ref, plan_action
+    """One decision for one planner_input, through the decision service and its gate.
 
+    With --bundle alone the service runs in enforce mode with the bundle's own policy and the
+    default inference and safety settings; with --config, exactly as the kernel would."""
+    from swarm_planner.core.config import load_config, parse_config
+    from swarm_planner.core.contracts import PlannerInput, load
+    from swarm_planner.core.documents import read_json
+    from swarm_planner.kernel_integration.service import PlannerService, bundle_config
+
+    if (bundle is None) == (config is None):
+        raise typer.BadParameter("give --bundle or --config (one of them)", param_hint="--bundle")
+    base = None if baseline is None else checks.action_text(baseline, option="--baseline")
+    host = _host()
     document = read_json(input_file)
     planner_input = load(document, PlannerInput, source=str(input_file))
-    action = plan_action(
-        bundle_policy(bundle), planner_input, threshold=threshold, model=model_ref(bundle)
-    )
-    if as_json:
-        typer.echo(json.dumps(dump(action), indent=2, sort_keys=True))
+    if config is not None:
+        cfg = load_config(config, host=host)
     else:
-        b = action.budgets
+        cfg = parse_config(bundle_config(str(bundle)), source="--bundle", host=host)
+    decision = PlannerService(cfg, host=host).decide(planner_input, base)
+    if as_json:
+        typer.echo(json.dumps(decision.to_json(), indent=2, sort_keys=True))
+        return
+    action = decision.planner_action
+    run = decision.executed
+    typer.echo(
+        f"runs {run.text}  ({decision.branch}: {decision.reason}"
+        f"{'; ' + decision.detail if decision.detail else ''})"
+    )
+    if action.confidence is not None:
         typer.echo(
-            f"{action.swarm_id}  candidates={b.max_candidates_bin}  minutes={b.max_minutes_bin}  "
-            f"iterations={b.max_iterations_bin}  confidence={action.confidence:.3f}"
-            f"{'  ABSTAIN (kernel default decides)' if action.abstain_to_default else ''}"
+            f"model answered {action.action.text}  confidence={action.confidence:.3f}"
+            f"{'  ABSTAIN (below the threshold)' if action.abstain_to_default else ''}"
         )
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from swarm_planner.core.action_space import JointAction
 
 SEED_MAX = 2**32 - 1
 
@@ -58,3 +62,20 @@ def choice(*allowed: str) -> Callable[[str], str]:
         return value
 
     return check
+
+
+def action_text(text: str, *, option: str) -> JointAction:
+    """``SWARM|CANDIDATES|MINUTES|ITERATIONS`` (``NA`` for no cap) as a joint action."""
+    from swarm_planner.core.action_space import JointAction
+
+    parts = text.split("|")
+    try:
+        if len(parts) != 4:
+            raise ValueError("expected four parts")
+        bins = [p if p == "NA" else int(p) for p in parts[1:]]
+        return JointAction.from_list([parts[0], *bins])
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not SWARM|CANDIDATES|MINUTES|ITERATIONS (numbers or NA)",
+            param_hint=option,
+        ) from None

@@ -475,10 +475,14 @@ class ActionSpace:
         return out
 
     def is_valid(self, action: JointAction, job_type: str) -> bool:
-        return not self.violations(action, job_type)
+        """Whether the rules allow ``action`` for the job type (a lookup in its cached set of
+        valid actions, which :meth:`violations` agrees with: tested)."""
+        return action in _valid_index(self, job_type)
 
     def check(self, action: JointAction, job_type: str) -> JointAction:
         """Return ``action`` or raise :class:`InvalidActionError` listing the broken rules."""
+        if self.is_valid(action, job_type):
+            return action
         broken = self.violations(action, job_type)
         if broken:
             raise InvalidActionError(

@@ -170,6 +170,36 @@ def open_bundle(
     return dict(metadata)
 
 
+EXPORTED_SERVER = "onnx"
+"""The policy that serves an exported imitation bundle (``model.onnx``), without torch."""
+_EXPORTABLE = ("mlp", "joint")
+
+
+def bundle_servers(metadata: dict[str, Any]) -> tuple[str, ...]:
+    """The policies that can serve a bundle, the preferred first: the rule, in one place.
+
+    A bundle names them (``served_by``, a list of policy names, written when it is sealed: how
+    a third-party bundle says which plugin reads it). One sealed before ``served_by`` existed
+    is served by its ``model_type``, except an exported ``mlp``/``joint`` bundle (``model.onnx``
+    among its files), which ``onnx`` serves first, without torch. ``planner plan``,
+    ``planner eval`` and the decision service all ask here."""
+    named = metadata.get("served_by")
+    if isinstance(named, list) and named and all(isinstance(n, str) for n in named):
+        return tuple(named)
+    kind = metadata.get("model_type")
+    if not isinstance(kind, str) or not kind:
+        raise BundleError("metadata.json: model_type: expected the name of a policy")
+    files = metadata.get("files")
+    if isinstance(files, dict) and "model.onnx" in files and kind in _EXPORTABLE:
+        return (EXPORTED_SERVER, kind)
+    return (kind,)
+
+
+def serving_policy(folder: Path | str) -> str:
+    """The policy plugin that serves the bundle at ``folder`` (its metadata checked first)."""
+    return bundle_servers(open_bundle(folder))[0]
+
+
 def read_bundle_json(folder: Path | str, name: str) -> Any:
     """A JSON file of a bundle (open the bundle first, so its hash has been checked)."""
     return read_json_file(Path(folder) / name)

@@ -8,6 +8,7 @@ the plugin registered, so ``planner.model.options.rules.hihg`` fails here, not a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -18,18 +19,32 @@ import yaml
 from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.documents import DocumentError, read_yaml
 from swarm_planner.core.errors import ConfigError, ContractError, PluginError
+from swarm_planner.core.history import DEFAULT_WINDOW, SCORERS
 from swarm_planner.core.jsonconv import (
     RepairLog,
     json_field,
+    non_negative,
     positive,
     structure,
     structure_repairing,
     unit_interval,
     unstructure,
+    validator,
 )
 from swarm_planner.core.plugins import PluginHost, get_host
 
 Mode = Literal["off", "log", "enforce"]
+
+
+def _retry_schedule(value: tuple[float, ...]) -> str | None:
+    if not value or any(not (math.isfinite(v) and 0 < v <= 86_400) for v in value):
+        return f"{list(value)!r}: expected one or more delays in seconds, each in (0, 86400]"
+    return None
+
+
+def _swarm_change(value: tuple[str, ...]) -> str | None:
+    bad = [v for v in value if v.count("->") != 1 or not all(v.split("->"))]
+    return f"{bad[0]!r} is not FROM->TO (two swarm ids)" if bad else None
 
 
 @attrs.frozen
@@ -41,6 +56,11 @@ class ModelConfig:
     fallback: str = "heuristic"
     options: dict[str, Any] = json_field(factory=dict)
     fallback_options: dict[str, Any] = json_field(factory=dict)
+    retry_seconds: tuple[float, ...] = json_field(
+        default=(5.0, 30.0, 120.0, 600.0), validator=validator(_retry_schedule)
+    )
+    """After a failed load, wait these seconds before each retry (the last repeats): a bundle
+    that is being copied into place is picked up once it is whole, never cached as broken."""
 
 
 @attrs.frozen
@@ -58,6 +78,39 @@ class SafetyConfig:
     max_minutes_cap: int = json_field(default=120, validator=positive)
     max_iterations_cap: int = json_field(default=10, validator=positive)
     reductions_only: bool = True
+    swarm_changes: tuple[str, ...] = json_field(
+        default=("speculate_vote->serial_handoff",), validator=validator(_swarm_change)
+    )
+    """With ``reductions_only``, the topology changes a decision may make (``FROM->TO``): by
+    default speculation may become a single serial agent, never the other way."""
+
+    def allows_change(self, baseline_swarm: str, swarm: str) -> bool:
+        return baseline_swarm == swarm or f"{baseline_swarm}->{swarm}" in self.swarm_changes
+
+
+@attrs.frozen
+class ExplorationConfig:
+    """Safe exploration: with probability ``epsilon`` the executed action is drawn uniformly
+    from the actions the gate allows, seeded by the input's hash (and ``seed``), so that the
+    same input always explores the same way and every decision records its propensity."""
+
+    epsilon: float = json_field(default=0.0, validator=unit_interval)
+    seed: int = json_field(default=0, validator=non_negative)
+
+
+@attrs.frozen
+class HistoryConfig:
+    """Decision-time retrieval (``PlannerService.decide_issue``): the dataset builder's rule,
+    with these settings (use those of the dataset the bundle was trained on)."""
+
+    n_similar: int = json_field(default=8, validator=non_negative)
+    scorer: str = json_field(
+        default="signals",
+        validator=validator(
+            lambda v: None if v in SCORERS else f"{v!r} is not one of {'|'.join(SCORERS)}"
+        ),
+    )
+    window: int | None = json_field(default=DEFAULT_WINDOW, validator=positive)
 
 
 @attrs.frozen
@@ -100,6 +153,8 @@ class PlannerConfig:
     inference: InferenceConfig = attrs.field(factory=InferenceConfig)
     safety: SafetyConfig = attrs.field(factory=SafetyConfig)
     flags: FlagsConfig = attrs.field(factory=FlagsConfig)
+    exploration: ExplorationConfig = attrs.field(factory=ExplorationConfig)
+    history: HistoryConfig = attrs.field(factory=HistoryConfig)
     bench: BenchConfig = attrs.field(factory=BenchConfig)
     action_space: ActionSpace = attrs.field(factory=ActionSpace)
 
@@ -166,6 +221,19 @@ def validate(config: PlannerConfig, *, source: str, host: PluginHost | None = No
         if callable(check):
             problems.extend(f"{_options_path(path)}.{p}" for p in check(config.action_space))
     swarms = config.action_space.swarm_ids
+    for change in config.safety.swarm_changes:
+        unknown = [part for part in change.split("->") if part not in swarms]
+        if unknown:
+            problems.append(
+                f"planner.safety.swarm_changes: {change!r}: {unknown[0]!r} is not one of "
+                f"{'|'.join(swarms)}"
+            )
+    if not config.inference.use_calibration:
+        problems.append(
+            "planner.inference.use_calibration: false is not supported: bundles serve "
+            "calibrated probabilities only (the temperature is inside the exported graph); "
+            "lower confidence_threshold instead"
+        )
     if config.flags.force_swarm is not None and config.flags.force_swarm not in swarms:
         problems.append(
             f"planner.flags.force_swarm: {config.flags.force_swarm!r} is not one of "

@@ -17,7 +17,7 @@ import attrs
 
 from swarm_planner.core import jsonconv, validation
 from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction, minutes_from_timeout
-from swarm_planner.core.canonical import input_hash
+from swarm_planner.core.canonical import canonical_json, sha256_hex
 from swarm_planner.core.documents import short_repr
 from swarm_planner.core.errors import ContractError
 from swarm_planner.core.jsonconv import (
@@ -283,7 +283,44 @@ class PlannerInput:
     system_state: SystemState | None = json_field(optional=True)
 
     def input_hash(self) -> str:
-        return input_hash(dump(self))
+        """sha256 of the canonical JSON without ``created_at`` (:func:`canonical.input_hash`),
+        composed from memoised canonical parts: the action space and each history run are
+        serialised once, not on every decision (tests pin it to the plain definition)."""
+        return sha256_hex(_canonical_body(self))
+
+
+_FRAGMENT_MEMO = 16_384
+_fragments: dict[int, tuple[Any, str]] = {}
+"""id(record) → (record, its canonical JSON): the record is kept so that its id is not reused."""
+
+
+def _fragment(record: Any) -> str:
+    global _fragments
+    known = _fragments.get(id(record))
+    if known is not None and known[0] is record:
+        return known[1]
+    text = canonical_json(dump(record))
+    if len(_fragments) >= _FRAGMENT_MEMO:
+        _fragments = {}
+    _fragments[id(record)] = (record, text)
+    return text
+
+
+def _canonical_body(x: PlannerInput) -> str:
+    parts = {
+        "action_space": _fragment(x.action_space),
+        "history": '{"last_n_similar_runs":['
+        + ",".join(_fragment(r) for r in x.history.last_n_similar_runs)
+        + "]}",
+        "issue": canonical_json(dump(x.issue)),
+        "job_type": canonical_json(x.job_type),
+        "schema_version": canonical_json(x.schema_version),
+        "universe_defaults": canonical_json(dump(x.universe_defaults)),
+        "universe_id": canonical_json(x.universe_id),
+    }
+    if x.system_state is not None:
+        parts["system_state"] = canonical_json(dump(x.system_state))
+    return "{" + ",".join(f'"{k}":{parts[k]}' for k in sorted(parts)) + "}"
 
 
 # -- planner_action.v1 ------------------------------------------------------------------------

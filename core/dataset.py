@@ -28,7 +28,16 @@ from swarm_planner import __version__
 from swarm_planner.core.action_space import HEADS, ActionSpace, JointAction
 from swarm_planner.core.archives import ArchivedRun, KernelRoot, read_root
 from swarm_planner.core.canonical import canonical_json, sha256_hex
-from swarm_planner.core.contracts import Issue, ModelRef, PlannerAction, PlannerInput, dump, load
+from swarm_planner.core.contracts import (
+    Issue,
+    ModelRef,
+    PlannerAction,
+    PlannerInput,
+    SystemState,
+    UniverseDefaults,
+    dump,
+    load,
+)
 from swarm_planner.core.documents import DocumentError, iter_json_lines, read_json_object
 from swarm_planner.core.errors import ContractError, PlannerError
 from swarm_planner.core.history import (
@@ -36,6 +45,7 @@ from swarm_planner.core.history import (
     DEFAULT_WINDOW,
     SCORERS,
     HistoryIndex,
+    Scorer,
     scorer_named,
 )
 from swarm_planner.core.jsonconv import (
@@ -110,12 +120,51 @@ def label_for(run: ArchivedRun, space: ActionSpace) -> tuple[JointAction | None,
     return space.nearest_valid(mapped, job_type), broken
 
 
-def _issue_for(run: ArchivedRun, issues: dict[str, Issue], attempts: int) -> tuple[Issue, bool]:
+def _issue_for(run: ArchivedRun, issues: dict[str, Issue]) -> tuple[Issue, bool]:
     summary = run.summary
     known = issues.get(summary.issue_id or "")
     issue = known or Issue(summary.issue_id or summary.run_id, tags=tuple(summary.tags or ()))
-    keywords = issue_keywords(issue)
-    return attrs.evolve(issue, dk_attempts=attempts, keywords=keywords), known is not None
+    return issue, known is not None
+
+
+def dispatch_input(
+    index: HistoryIndex,
+    issue: Issue,
+    *,
+    job_type: str,
+    started_ms: int,
+    attempts: int,
+    n_similar: int,
+    scorer: Scorer,
+    universe_id: str,
+    space: ActionSpace,
+    universe_defaults: UniverseDefaults | None = None,
+    system_state: SystemState | None = None,
+) -> PlannerInput:
+    """What the planner is asked when ``issue`` is dispatched at ``started_ms``: the issue with
+    its attempt count and keywords, the ``n_similar`` most similar earlier runs of ``index``.
+    The one rule: the dataset builder builds every row with it and the decision service every
+    live input, so that serving sees what training saw."""
+    issue = attrs.evolve(issue, dk_attempts=attempts, keywords=issue_keywords(issue))
+    similar = index.similar(
+        job_type=job_type,
+        before_ms=started_ms,
+        n=n_similar,
+        scorer=scorer,
+        tags=issue.tags,
+        keywords=issue.keywords or (),
+        issue_id=issue.issue_id,
+    )
+    return build_planner_input(
+        universe_id=universe_id,
+        job_type=job_type,
+        issue=issue,
+        history=[index.runs[j] for j in similar],
+        action_space=space,
+        universe_defaults=universe_defaults,
+        system_state=system_state,
+        created_at=rfc3339_from_ms(started_ms),
+    )
 
 
 def iter_rows(
@@ -145,28 +194,22 @@ def iter_rows(
             continue
         for rule in broken:
             counters["repairs"][f"label repaired: {rule}"] += 1
-        issue, known = _issue_for(run, root.issues, attempts)
+        issue, known = _issue_for(run, root.issues)
         if not known:
             counters["repairs"]["issue metadata missing: tags from the manifest"] += 1
-        similar = index.similar(
-            job_type=summary.job_type,
-            before_ms=summary.started_ms,
-            n=options.n_similar,
-            scorer=scorer,
-            tags=issue.tags,
-            keywords=issue.keywords or (),
-            issue_id=summary.issue_id,
-        )
         created = rfc3339_from_ms(summary.started_ms)
-        planner_input = build_planner_input(
-            universe_id=root.universe.universe_id,
+        planner_input = dispatch_input(
+            index,
+            issue,
             job_type=summary.job_type,
-            issue=issue,
-            history=[summaries[j] for j in similar],
-            action_space=space,
+            started_ms=summary.started_ms,
+            attempts=attempts,
+            n_similar=options.n_similar,
+            scorer=scorer,
+            universe_id=root.universe.universe_id,
+            space=space,
             universe_defaults=root.universe.defaults,
             system_state=run.system_state,
-            created_at=created,
         )
         label_action = planner_action_for(
             label,

@@ -22,6 +22,7 @@ index to the exact one wherever postings fit the window.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,12 +88,44 @@ def scorer_named(name: str) -> Scorer:
         raise ValueError(f"no scorer named {name!r}; scorers: {', '.join(SCORERS)}") from None
 
 
+class _Grow:
+    """An append-only numpy array (capacity doubles): the index grows run by run without
+    rebuilding, and a reader's view of the first ``n`` entries stays valid while it grows."""
+
+    __slots__ = ("data", "n")
+
+    def __init__(self, dtype: Any, capacity: int = 4) -> None:
+        self.data = np.empty(capacity, dtype=dtype)
+        self.n = 0
+
+    def append(self, value: Any) -> None:
+        if self.n == len(self.data):
+            grown = np.empty(2 * len(self.data), dtype=self.data.dtype)
+            grown[: self.n] = self.data
+            self.data = grown
+        self.data[self.n] = value
+        self.n += 1
+
+    def view(self) -> Any:
+        return self.data[: self.n]
+
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
 class HistoryIndex:
-    """An index over runs sorted by ``(started_ms, run_id)``, answering similar-run queries."""
+    """An index over runs, answering similar-run queries; runs are added one at a time.
+
+    Built from runs sorted by ``(started_ms, run_id)`` (what the dataset builder does), every
+    query is exact for its cut-off time. A kernel adds archives as they land (:meth:`add`), in
+    landing order: a run that started before the last one added (it ran longer) is indexed as
+    it lands, and from then on the window of each signal keeps its most recently *landed* runs
+    and queries filter by start time instead of cutting a prefix. Adding and querying may
+    happen from different threads."""
 
     def __init__(
         self,
-        runs: Sequence[RunSummary],
+        runs: Sequence[RunSummary] = (),
         keywords: Sequence[Sequence[str]] | None = None,
         *,
         window: int | None = DEFAULT_WINDOW,
@@ -104,35 +137,76 @@ class HistoryIndex:
             raise ValueError(f"{len(runs)} runs but {len(keywords)} keyword sets")
         if window is not None and window < 1:
             raise ValueError(f"window must be at least 1 (or None for exact), got {window}")
-        self.runs = tuple(runs)
+        self.runs: list[RunSummary] = []
         self.window = window
-        self.started = np.array([r.started_ms for r in runs], dtype=np.int64)
+        self.in_order = True
+        """False once a run landed that started before the last one added."""
+        self._last_key: tuple[int, str] | None = None
+        self._lock = threading.Lock()
         self._vocab: dict[str, int] = {}
-        self._sets: dict[str, list[tuple[int, ...]]] = {k: [] for k in _KINDS}
-        postings: dict[tuple[str, int], list[int]] = {}
-        by_job: dict[str, list[int]] = {}
-        by_issue: dict[str, list[int]] = {}
+        self._started = _Grow(np.int64, max(4, len(runs)))
+        self._sizes = {k: _Grow(np.float64, max(4, len(runs))) for k in _KINDS}
+        self._postings: dict[tuple[str, int], _Grow] = {}
+        self._by_job: dict[str, _Grow] = {}
+        self._job_started: dict[str, _Grow] = {}
+        self._previous_attempt = _Grow(np.int64, max(4, len(runs)))
+        """Index of the same issue's run added before this one (-1: none): the issue's runs
+        as a chain, 8 bytes a run rather than a list per issue."""
+        self._last_attempt: dict[str, int] = {}
         for i, run in enumerate(runs):
-            by_job.setdefault(run.job_type, []).append(i)
-            if run.issue_id is not None:
-                by_issue.setdefault(run.issue_id, []).append(i)
-            signals = {
-                "tags": tuple(dict.fromkeys(run.tags or ())),
-                "failures": failure_signals(run),
-                "keywords": tuple(dict.fromkeys(keywords[i])) if keywords is not None else (),
-            }
-            for kind, tokens in signals.items():
-                ids = tuple(self._token(kind, t) for t in tokens)
-                self._sets[kind].append(ids)
-                for token in ids:
-                    postings.setdefault((run.job_type, token), []).append(i)
-        self._postings = {k: np.array(v, dtype=np.int64) for k, v in postings.items()}
-        self._by_job = {k: np.array(v, dtype=np.int64) for k, v in by_job.items()}
-        self._job_started = {k: self.started[v] for k, v in self._by_job.items()}
-        self._by_issue = {k: np.array(v, dtype=np.int64) for k, v in by_issue.items()}
-        self._sizes = {
-            k: np.array([len(s) for s in self._sets[k]], dtype=np.float64) for k in _KINDS
+            self._add(run, keywords[i] if keywords is not None else ())
+
+    @property
+    def started(self) -> Any:
+        return self._started.view()
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def add(self, run: RunSummary, keywords: Sequence[str] = ()) -> int:
+        """Index one more run (an archive that just landed); its index."""
+        with self._lock:
+            return self._add(run, keywords)
+
+    def _add(self, run: RunSummary, keywords: Sequence[str]) -> int:
+        key = (run.started_ms, run.run_id)
+        if self._last_key is not None and key < self._last_key:
+            self.in_order = False
+        else:
+            self._last_key = key
+        i = len(self.runs)
+        self.runs.append(run)
+        self._started.append(run.started_ms)
+        job = run.job_type
+        if job not in self._by_job:
+            self._by_job[job] = _Grow(np.int64)
+            self._job_started[job] = _Grow(np.int64)
+        self._by_job[job].append(i)
+        self._job_started[job].append(run.started_ms)
+        issue = run.issue_id
+        self._previous_attempt.append(-1 if issue is None else self._last_attempt.get(issue, -1))
+        if issue is not None:
+            self._last_attempt[issue] = i
+        signals = {
+            "tags": tuple(dict.fromkeys(run.tags or ())),
+            "failures": failure_signals(run),
+            "keywords": tuple(dict.fromkeys(keywords)),
         }
+        for kind, tokens in signals.items():
+            self._sizes[kind].append(len(tokens))
+            for text in tokens:
+                posting = (job, self._token(kind, text))
+                grow = self._postings.get(posting)
+                if grow is None:
+                    grow = self._postings[posting] = _Grow(np.int64)
+                grow.append(i)
+        return i
+
+    def nbytes(self) -> int:
+        """Bytes of the index's arrays (not of the run records it returns)."""
+        arrays = [self._started, self._previous_attempt, *self._sizes.values()]
+        arrays += [*self._postings.values(), *self._by_job.values(), *self._job_started.values()]
+        return sum(a.nbytes() for a in arrays)
 
     def _token(self, kind: str, text: str) -> int:
         key = f"{kind}\x1f{text}"
@@ -145,6 +219,13 @@ class HistoryIndex:
         ids = (self._vocab.get(f"{kind}\x1f{t}") for t in dict.fromkeys(tokens))
         return [i for i in ids if i is not None]
 
+    def _cutoff(self, before_ms: int) -> int:
+        """How many runs (a prefix of the index) a query at ``before_ms`` may see: exact when
+        runs were added in start order; else every run, filtered by start time afterwards."""
+        if self.in_order:
+            return int(np.searchsorted(self.started, before_ms, side="left"))
+        return len(self.runs)
+
     def _prefix(self, array: npt.NDArray[np.int64], cutoff: int, window: int | None) -> Any:
         end = int(np.searchsorted(array, cutoff, side="left"))
         start = 0 if window is None else max(0, end - window)
@@ -153,23 +234,39 @@ class HistoryIndex:
     def _recent(self, job_type: str, cutoff: int, n: int) -> Any:
         """The ``n`` most recent earlier runs of the job type, plus any tied with the oldest of
         them on start time (a tie is broken by run_id, which may prefer an older index)."""
-        runs = self._by_job[job_type]
+        runs = self._by_job[job_type].view()
         end = int(np.searchsorted(runs, cutoff, side="left"))
         if end <= n:
             return runs[:end]
-        started = self._job_started[job_type]
+        if not self.in_order:
+            return runs[end - n : end]
+        started = self._job_started[job_type].view()
         start = int(np.searchsorted(started[:end], started[end - n], side="left"))
         return runs[start:end]
 
+    def _attempts(self, issue_id: str | None, before_ms: int) -> list[int]:
+        """Indices of the issue's own runs that started strictly before ``before_ms``."""
+        if issue_id is None:
+            return []
+        chain = []
+        i = self._last_attempt.get(issue_id, -1)
+        previous, started = self._previous_attempt.data, self._started.data
+        while i >= 0:
+            if started[i] < before_ms:
+                chain.append(i)
+            i = int(previous[i])
+        return sorted(chain)
+
+    def attempts(self, issue_id: str | None, before_ms: int) -> int:
+        """How many runs of the issue started strictly before ``before_ms``."""
+        with self._lock:
+            return len(self._attempts(issue_id, before_ms))
+
     def attempt_failures(self, issue_id: str | None, before_ms: int) -> tuple[str, ...]:
         """Failure signals of the issue's own runs that started strictly before ``before_ms``."""
-        if issue_id is None or issue_id not in self._by_issue:
-            return ()
-        cutoff = int(np.searchsorted(self.started, before_ms, side="left"))
-        earlier = self._prefix(self._by_issue[issue_id], cutoff, None)
         signals: dict[str, None] = {}
-        for i in earlier:
-            signals.update(dict.fromkeys(failure_signals(self.runs[int(i)])))
+        for j in self._attempts(issue_id, before_ms):
+            signals.update(dict.fromkeys(failure_signals(self.runs[j])))
         return tuple(signals)
 
     def similar(
@@ -184,9 +281,23 @@ class HistoryIndex:
         issue_id: str | None = None,
     ) -> list[int]:
         """Indices of the top ``n`` similar runs, newest first."""
+        with self._lock:
+            return self._similar(job_type, before_ms, n, scorer, tags, keywords, issue_id)
+
+    def _similar(
+        self,
+        job_type: str,
+        before_ms: int,
+        n: int,
+        scorer: Scorer,
+        tags: Sequence[str],
+        keywords: Sequence[str],
+        issue_id: str | None,
+    ) -> list[int]:
         if n <= 0 or job_type not in self._by_job:
             return []
-        cutoff = int(np.searchsorted(self.started, before_ms, side="left"))
+        started_all = self.started
+        cutoff = self._cutoff(before_ms)
         failures = (
             self.attempt_failures(issue_id, before_ms) if scorer.failures_from_attempts else ()
         )
@@ -200,7 +311,7 @@ class HistoryIndex:
             known = self._known(kind, query[kind])
             size = len(dict.fromkeys(query[kind]))
             arrays = [
-                self._prefix(self._postings[(job_type, t)], cutoff, self.window)
+                self._prefix(self._postings[(job_type, t)].view(), cutoff, self.window)
                 for t in known
                 if (job_type, t) in self._postings
             ]
@@ -210,23 +321,29 @@ class HistoryIndex:
             per_kind[kind] = (ids, counts, size)
             pieces.append(ids)
         candidates = np.unique(np.concatenate(pieces))
+        if not self.in_order:
+            candidates = candidates[started_all[candidates] < before_ms]
         if candidates.size == 0:
             return []
         score = np.zeros(candidates.size, dtype=np.float64)
         for kind, (ids, counts, size) in per_kind.items():
             inter = np.zeros(candidates.size, dtype=np.float64)
-            inter[np.searchsorted(candidates, ids)] = counts
-            union = size + self._sizes[kind][candidates] - inter
+            where = np.searchsorted(candidates, ids)
+            hit = where < candidates.size
+            hit[hit] = candidates[where[hit]] == ids[hit]
+            inter[where[hit]] = counts[hit]
+            union = size + self._sizes[kind].data[candidates] - inter
             jaccard = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
             score += scorer.weight(kind) * jaccard
-        age = before_ms - self.started[candidates]
+        started = started_all[candidates]
+        age = before_ms - started
         bucket = (
             (age >= DAY_MS).astype(np.int64)
             + (age >= 7 * DAY_MS).astype(np.int64)
             + (age >= 30 * DAY_MS).astype(np.int64)
         )
         score += scorer.recency / (1.0 + bucket)
-        order = np.lexsort((candidates, -self.started[candidates], -score))[:n]
+        order = np.lexsort((candidates, -started, -score))[:n]
         chosen = candidates[order]
-        newest_first = np.lexsort((chosen, -self.started[chosen]))
+        newest_first = np.lexsort((chosen, -started_all[chosen]))
         return [int(i) for i in chosen[newest_first]]

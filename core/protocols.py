@@ -22,6 +22,23 @@ _SUM_TOLERANCE = 1.1e-5
 """How far from 1 the probabilities may sum (float32 model outputs renormalised in float64)."""
 
 
+_TEXTS_MEMO = 1024
+_texts_of: dict[int, tuple[tuple[JointAction, ...], list[str]]] = {}
+
+
+def _texts(actions: tuple[JointAction, ...]) -> list[str]:
+    """The texts of a tuple of actions (the action spaces' cached tuples: computed once)."""
+    global _texts_of
+    known = _texts_of.get(id(actions))
+    if known is not None and known[0] is actions:
+        return known[1]
+    texts = [a.text for a in actions]
+    if len(_texts_of) >= _TEXTS_MEMO:
+        _texts_of = {}
+    _texts_of[id(actions)] = (actions, texts)
+    return texts
+
+
 @attrs.frozen(eq=False)
 class ActionDistribution:
     """Probabilities over ``actions`` (the valid actions of one job type, canonical order)."""
@@ -63,11 +80,8 @@ class ActionDistribution:
 
     def as_joint_probs(self) -> dict[str, dict[str, float]]:
         """The ``probs`` of a planner_action, keyed by action text (non-zero entries only)."""
-        return {
-            "joint": {
-                a.text: float(p) for a, p in zip(self.actions, self.probs, strict=True) if p > 0.0
-            }
-        }
+        texts = _texts(self.actions)
+        return {"joint": {t: p for t, p in zip(texts, self.probs.tolist(), strict=True) if p > 0.0}}
 
 
 @attrs.frozen(eq=False)

@@ -87,7 +87,7 @@ def test_config_show_round_trips_through_yaml(tmp_path: Path, host: PluginHost) 
             "planner: {infrence: {}}\n",
             [
                 "planner.infrence: unknown key (did you mean 'inference'?); allowed keys: action_space, bench, "
-                "flags, inference, mode, model, safety"
+                "exploration, flags, history, inference, mode, model, safety"
             ],
         ),
         (

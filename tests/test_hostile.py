@@ -328,7 +328,7 @@ def test_records_built_in_code_that_are_fine_still_decide(
         (["ablate", "--dataset", "d", "--model", "cnn"], "--model"),
         (["build-dataset", "--root", "r", "--out", "o", "--scorer", "bogus"], "--scorer"),
         (["simulate", "--out", "o", "--weeks", "100000000"], "--weeks"),
-        (["plan", "--bundle", "b", "--input", "i", "--threshold", "nan"], "--threshold"),
+        (["plan", "--bundle", "b", "--input", "i", "--baseline", "x|y"], "--baseline"),
         (["export", "b", "--dataset", "d", "--threshold", "2"], "--threshold"),
         (["eval", "--dataset", "d", "--policy", "heuristic", "--split", "dev"], "--split"),
         (["check-dataset", "d", "--min-agreement", "nan"], "--min-agreement"),

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -327,11 +328,11 @@ def _rewrite(path: Path, **changes: object) -> None:
     path.write_text(json.dumps(data))
 
 
-def _plan(*extra: str) -> dict[str, object]:
+def _plan(*extra: str) -> dict[str, Any]:
     args = ["plan", "--bundle", str(BUNDLE), "--input", str(FIXTURES / "tiny_planner_input.json")]
     result = CliRunner().invoke(app, [*args, "--json", *extra])
     assert result.exit_code == 0, result.output
-    answer: dict[str, object] = json.loads(result.stdout)
+    answer: dict[str, Any] = json.loads(result.stdout)["planner_action"]
     return answer
 
 
@@ -344,7 +345,19 @@ def test_planner_plan_prints_a_planner_action(planner_input: PlannerInput) -> No
     assert action.confidence is not None
     assert action.abstain_to_default == (action.confidence < 0.6)
     assert action.model is not None and action.model.checkpoint_id.startswith("mlp@tiny-bundle:")
-    assert _plan("--threshold", "1.0")["abstain_to_default"] is True
+
+
+def test_planner_plan_takes_the_threshold_from_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "kernel.yaml"
+    config.write_text(
+        f"planner: {{mode: enforce, model: {{type: onnx, path: {BUNDLE}}}, "
+        "inference: {confidence_threshold: 1.0}}\n"
+    )
+    args = ["plan", "--config", str(config), "--input", str(FIXTURES / "tiny_planner_input.json")]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    decision = json.loads(result.stdout)
+    assert decision["planner_action"]["abstain_to_default"] is True
+    assert decision["reason"] == "low_confidence" and decision["branch"] == "fallback"
 
 
 def test_serving_never_imports_torch() -> None:

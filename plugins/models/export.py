@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from swarm_planner.core.bundle import (
     BUNDLE_FORMAT,
+    EXPORTED_SERVER,
     caller_metadata,
     open_bundle,
     read_bundle_json,
@@ -47,6 +48,14 @@ MAX_ABS_DIFF = 1e-5
 
 class ExportError(PlannerError, RuntimeError):
     """The export failed (validation.json in the bundle says why)."""
+
+
+def _unexported(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of the bundle without a graph: torch serves it again."""
+    kept = caller_metadata(metadata)
+    kept.pop("served_by", None)
+    kept.pop("onnx", None)
+    return kept
 
 
 def probe_batch(dataset: Path | str, policy: TorchPolicy, size: int = PROBE_SIZE) -> FeatureBatch:
@@ -153,7 +162,7 @@ def export_bundle(
         # Anything else (an interrupt, a full disk): no half-written or unchecked graph stays.
         target.unlink(missing_ok=True)
         (bundle / "validation.json").unlink(missing_ok=True)
-        seal(bundle, caller_metadata(metadata))
+        seal(bundle, _unexported(metadata))
         raise
 
 
@@ -263,13 +272,20 @@ def _export(
     write_json(bundle / "config.json", config)
     if not passed:
         target.unlink()
-        seal(bundle, caller_metadata(metadata))
+        seal(bundle, _unexported(metadata))
         raise ExportError(
             f"{bundle}: torch and onnxruntime disagree on the probe set (max |Δprob| {diff:.2e}, "
             f"action agreement {agree_action:.4f}, abstention agreement {agree_abstain:.4f}); "
             "model.onnx was removed, details in validation.json"
         )
-    seal(bundle, {**caller_metadata(metadata), "onnx": {"opset": OPSET, "ir_version": IR_VERSION}})
+    seal(
+        bundle,
+        {
+            **caller_metadata(metadata),
+            "onnx": {"opset": OPSET, "ir_version": IR_VERSION},
+            "served_by": [EXPORTED_SERVER, metadata["model_type"]],
+        },
+    )
     return validation
 
 

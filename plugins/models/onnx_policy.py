@@ -31,7 +31,7 @@ from swarm_planner.core.contracts import PlannerInput, check_input, no_valid_act
 from swarm_planner.core.errors import ContractError, InferenceError
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import ActionDistribution, FeatureBatch, Features
-from swarm_planner.plugins.models.torch_policy import BundleOptions, check_space, load_encoder
+from swarm_planner.plugins.models.bundled import BundleOptions, check_space, load_encoder
 
 _MIN_WIDTH = 64
 """Narrowest bound input; wider inputs take the next power of two."""

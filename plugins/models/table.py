@@ -20,7 +20,7 @@ import numpy as np
 
 from swarm_planner import hookimpl
 from swarm_planner.core.action_space import ActionSpace
-from swarm_planner.core.bundle import BundleError
+from swarm_planner.core.bundle import METADATA, BundleError, open_bundle, seal
 from swarm_planner.core.contracts import PlannerInput, check_input, dump, load
 from swarm_planner.core.documents import DocumentError, read_json_object
 from swarm_planner.core.errors import ContractError
@@ -90,6 +90,7 @@ def fit_table(dataset: Path | str, out: Path | str) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / TABLE_FILE).write_text(json.dumps(dump(table), indent=1, sort_keys=True) + "\n", "utf-8")
+    seal(out, {"model_type": "table", "served_by": ["table"], "dataset_hash": meta.dataset_hash})
     return {"cells": sum(1 for k in cells if k.count("|") == 2), "rows": len(rows["train"])}
 
 
@@ -110,6 +111,8 @@ class TablePolicy:
     def __init__(self, options: TableOptions) -> None:
         path = Path(options.path)
         file = path / TABLE_FILE if path.is_dir() else path
+        if path.is_dir() and (path / METADATA).exists():
+            open_bundle(path, required=(TABLE_FILE,))  # sealed: an edited table is refused
         try:
             self.table = load(read_json_object(file), OutcomeTable, source=str(file))
         except (DocumentError, ContractError) as exc:

@@ -30,7 +30,7 @@ from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.jsonconv import json_field, validator
 from swarm_planner.core.protocols import ActionDistribution, ActionEstimates
 from swarm_planner.core.utility import UtilityWeights, utility_distribution
-from swarm_planner.plugins.models.torch_policy import check_space, load_encoder
+from swarm_planner.plugins.models.bundled import check_space, load_encoder
 
 REQUIRED_FILES = ("model.onnx", "config.json", "action_space.json", "calibration.json")
 OUTPUTS = ("p_pass", "duration_ms", "cost_usd")

@@ -320,6 +320,7 @@ def train_value(
         out,
         {
             "model_type": "value",
+            "served_by": ["value"],
             "dataset_hash": meta.dataset_hash,
             "dataset": {
                 "example_count": meta.example_count,

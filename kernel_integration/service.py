@@ -1,0 +1,606 @@
+"""The decision service: the one path from a kernel's question to a recorded, safe answer.
+
+``PlannerService`` is built from the ``planner:`` config through the plugin host (``model.type``
+and ``model.fallback`` are plugin names; which policy serves a bundle is
+:func:`~swarm_planner.core.bundle.bundle_servers`' rule). It loads the model once, retries a
+failed load on ``model.retry_seconds`` rather than caching the failure, and answers every call
+with a :class:`~.decision.Decision`: never an exception. ``planner plan``, the sidecar, the
+closed loop and the field drop-in all decide through it.
+
+The order of a decision: the input is checked; the baseline is the kernel's (or the fallback
+plugin's decision); ``off`` returns it; then the gate (model unavailable, job type not enabled,
+inference error, inference too slow, low confidence, prediction invalid or outside the space,
+the topology change, the safety caps and ``reductions_only`` (clamped), ``force_swarm``),
+optional safe exploration, and in ``log`` mode the baseline runs while the decision is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from swarm_planner import __version__
+from swarm_planner.core.action_space import NA, ActionSpace, JointAction
+from swarm_planner.core.bundle import (
+    EXPORTED_SERVER,
+    BundleError,
+    bundle_servers,
+    open_bundle,
+    serving_policy,
+)
+from swarm_planner.core.config import PlannerConfig, load_config, policy_options
+from swarm_planner.core.contracts import (
+    Issue,
+    ModelRef,
+    PlannerAction,
+    PlannerInput,
+    RunSummary,
+    SystemState,
+    check_input,
+)
+from swarm_planner.core.errors import PlannerError
+from swarm_planner.core.plugins import PluginHost, get_host
+from swarm_planner.core.protocols import ActionDistribution, Fallback, Policy
+from swarm_planner.core.recording import (
+    executed_plan_from_action,
+    now_rfc3339,
+    planner_action_for,
+    record_in_manifest,
+)
+from swarm_planner.kernel_integration import gate
+from swarm_planner.kernel_integration.decision import LOGGING_KEY, Branch, Decision
+from swarm_planner.kernel_integration.live_history import LiveHistory
+
+_SAFE_MEMO = 512
+"""Safe sets remembered per (space, job type, baseline); cleared when full."""
+
+
+@attrs.frozen
+class LoadedModel:
+    """A policy that loaded, and what identifies it in every decision it makes."""
+
+    policy: Policy
+    name: str
+    ref: ModelRef | None
+    bundle_id: str | None
+    path: str | None
+
+
+@attrs.define
+class LoadState:
+    """The model's load history: the retry schedule's position and the last error."""
+
+    error: str | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    loads: int = 0
+
+
+class PlannerService:
+    """Decides how each issue runs; see the module docstring for the order of the gate."""
+
+    def __init__(
+        self,
+        config: PlannerConfig,
+        *,
+        host: PluginHost | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        history: LiveHistory | None = None,
+    ) -> None:
+        self.config = config
+        self.host = host or get_host()
+        self.clock = clock
+        self.fallback: Fallback = self.host.create(
+            "fallback",
+            config.model.fallback,
+            config.model.fallback_options,
+            path="planner.model.fallback_options",
+            space=config.action_space,
+        )
+        self.history = history or LiveHistory(config.history, config.action_space)
+        self.counts: Counter[str] = Counter()
+        self.load_state = LoadState()
+        self._model: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+        self._safe: dict[tuple[ActionSpace, str, JointAction], tuple[JointAction, ...]] = {}
+        if config.mode != "off":
+            self._load(force=True)
+
+    @classmethod
+    def from_config_file(cls, path: str | Path, **kwargs: Any) -> PlannerService:
+        """A service from a kernel YAML config (a bad config is a ConfigError, at start-up)."""
+        host = kwargs.pop("host", None) or get_host()
+        return cls(load_config(path, host=host), host=host, **kwargs)
+
+    # -- the model ---------------------------------------------------------------------------
+
+    @property
+    def model(self) -> LoadedModel | None:
+        return self._model
+
+    def _build(self, path: str | None) -> LoadedModel:
+        model = self.config.model
+        config = attrs.evolve(self.config, model=attrs.evolve(model, path=path))
+        ref: ModelRef | None = None
+        bundle_id = None
+        if path is not None:
+            metadata = open_bundle(path)
+            servers = bundle_servers(metadata)
+            if model.type not in servers:
+                raise BundleError(
+                    f"{path}: a {metadata.get('model_type')!r} bundle is served by "
+                    f"{' or '.join(servers)}, not {model.type!r} (set planner.model.type: "
+                    f"{servers[0]})"
+                )
+            bundle_id = str(metadata.get("seal", ""))[:12] or None
+            dataset = str(metadata.get("dataset_hash") or "")[:12]
+            ref = ModelRef(
+                f"{metadata.get('model_type')}@{Path(path).name}:{dataset}:{bundle_id}",
+                __version__,
+                metadata.get("git_revision"),
+            )
+        options = policy_options(config, self.host)
+        policy = self.host.create(
+            "policy", model.type, options, path="planner.model.options", space=config.action_space
+        )
+        if ref is None:
+            ref = ModelRef(model.type, __version__)
+        return LoadedModel(policy, model.type, ref, bundle_id, path)
+
+    def _load(self, *, force: bool = False, path: str | None = None) -> None:
+        """Load the model if it is due (first time, or the retry schedule says so)."""
+        state = self.load_state
+        if not force and self.clock() < state.retry_at:
+            return
+        with self._load_lock:
+            if not force and (self._model is not None or self.clock() < state.retry_at):
+                return
+            target = path if path is not None else self.config.model.path
+            try:
+                loaded = self._build(target)
+            except Exception as exc:  # any plugin may fail to build: recorded, retried
+                state.failures += 1
+                schedule = self.config.model.retry_seconds
+                state.retry_at = self.clock() + schedule[min(state.failures, len(schedule)) - 1]
+                state.error = f"{type(exc).__name__}: {exc}"
+                if path is None:
+                    self._model = None
+                raise_if_reload = path is not None
+                if raise_if_reload:
+                    raise
+                return
+            self._model = loaded
+            state.error, state.failures, state.retry_at = None, 0, 0.0
+            state.loads += 1
+            if path is not None:
+                self.config = attrs.evolve(
+                    self.config, model=attrs.evolve(self.config.model, path=path)
+                )
+
+    def reload(self, path: str | None = None) -> LoadedModel | None:
+        """Load ``path`` (default: the configured bundle) and switch to it once it loaded;
+        decisions in flight finish on the model they started with. A bundle that does not
+        load raises here (the caller asked) and the current model stays."""
+        if path is None:
+            self._load(force=True)
+            if self._model is None:
+                raise BundleError(self.load_state.error or "the model did not load")
+        else:
+            self._load(force=True, path=path)
+        return self._model
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def decide(self, planner_input: Any, baseline: JointAction | None = None) -> Decision:
+        """One decision for ``planner_input``; ``baseline`` is what the kernel would run
+        without a planner (absent: the fallback plugin's decision). Never raises."""
+        started = time.perf_counter()
+        try:
+            decision = self._decide(planner_input, baseline, started)
+        except Exception as exc:  # the last line: the kernel gets an answer whatever failed
+            decision = self._emergency(planner_input, baseline, exc)
+        decision = attrs.evolve(decision, latency_us=(time.perf_counter() - started) * 1e6)
+        self.counts[decision.reason] += 1
+        return decision
+
+    def decide_issue(
+        self,
+        issue: Issue,
+        *,
+        job_type: str,
+        baseline: JointAction | None = None,
+        system_state: SystemState | None = None,
+        now_ms: int | None = None,
+    ) -> Decision:
+        """A decision from a bare issue: similar runs from the live history, the input built
+        by the dataset builder's rule, then :meth:`decide`. Never raises."""
+        try:
+            planner_input = self.history.input_for(
+                issue, job_type=job_type, system_state=system_state, now_ms=now_ms
+            )
+        except Exception as exc:
+            return self._emergency(issue, baseline, exc)
+        return self.decide(planner_input, baseline)
+
+    def _decide(self, planner_input: Any, baseline: JointAction | None, started: float) -> Decision:
+        config = self.config
+        try:
+            x = check_input(planner_input)
+        except PlannerError as exc:
+            return self._fallback_decision(None, baseline, "invalid_input", str(exc))
+        space, job = x.action_space, x.job_type
+        if baseline is not None and not space.is_valid(baseline, job):
+            baseline = space.nearest_valid(baseline, job) or baseline
+        base, base_detail = self._baseline(x, baseline)
+        if config.mode == "off":
+            return self._plain(x, base, "off", "mode_off", base_detail)
+        self._load()
+        model = self._model
+        if model is None:
+            return self._fallback_decision(x, base, "model_unavailable", self.load_state.error)
+        if job not in config.flags.enabled_job_types:
+            return self._fallback_decision(x, base, "job_type_disabled", f"job_type {job!r}")
+        t0 = time.perf_counter()
+        try:
+            answer = model.policy.predict(x)
+        except Exception as exc:
+            return self._fallback_decision(
+                x, base, "inference_error", f"{type(exc).__name__}: {exc}", model=model
+            )
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        if elapsed_ms > config.inference.timeout_ms:
+            return self._fallback_decision(
+                x,
+                base,
+                "inference_timeout",
+                f"{elapsed_ms:.1f} ms > timeout_ms {config.inference.timeout_ms}",
+                model=model,
+            )
+        problem = gate.distribution_problem(answer)
+        if problem is not None:
+            return self._fallback_decision(x, base, "prediction_invalid", problem, model=model)
+        choice, confidence = gate.best_of(answer)
+        answered = self._answer(x, answer, choice, confidence, model)
+        threshold = config.inference.confidence_threshold
+        if confidence < threshold:
+            return self._fallback_decision(
+                x,
+                base,
+                "low_confidence",
+                f"confidence {confidence:.3f} < {threshold}",
+                model=model,
+                answered=answered,
+            )
+        if not space.is_valid(choice, job):
+            return self._fallback_decision(
+                x,
+                base,
+                "prediction_out_of_space",
+                f"{choice.text} is not a valid action of {job!r}",
+                model=model,
+                answered=answered,
+            )
+        if not gate.swarm_allowed(config, base, choice.swarm_id):
+            return self._fallback_decision(
+                x,
+                base,
+                "swarm_mismatch",
+                f"{base.swarm_id} -> {choice.swarm_id} is not in planner.safety.swarm_changes",
+                model=model,
+                answered=answered,
+            )
+        safe = self._safe_set(space, job, base)
+        clamped = gate.clamp(choice, safe, config, base)
+        if clamped is None:
+            return self._fallback_decision(
+                x, base, "no_safe_action", None, model=model, answered=answered
+            )
+        executed, branch, reason = clamped.action, "model", "model"
+        if "force_swarm" in clamped.clamps:
+            branch, reason = "forced", "force_swarm"
+        propensity = 1.0
+        epsilon = config.exploration.epsilon
+        logging = {executed.text: 1.0}
+        if epsilon > 0.0 and config.mode == "enforce" and safe:
+            share = gate.exploration_share(epsilon, safe)
+            logging = {a.text: share for a in safe}
+            logging[executed.text] = logging.get(executed.text, 0.0) + (1.0 - epsilon)
+            if self._explores(x, epsilon):
+                drawn = safe[self._draw(x, len(safe))]
+                if drawn != executed:
+                    executed, branch, reason = drawn, "exploration", "exploration"
+            propensity = logging[executed.text]
+        detail = None
+        if clamped.clamps:
+            detail = f"clamped {choice.text} -> {clamped.action.text}: {', '.join(clamped.clamps)}"
+        return self._finish(
+            x,
+            answered,
+            executed,
+            base,
+            branch,
+            reason,
+            detail,
+            propensity,
+            clamped.clamps,
+            model,
+            logging,
+        )
+
+    # -- parts of a decision ----------------------------------------------------------------
+
+    def _baseline(
+        self, x: PlannerInput, given: JointAction | None
+    ) -> tuple[JointAction, str | None]:
+        if given is not None:
+            return given, None
+        try:
+            action = self.fallback.decide(x)
+            if isinstance(action, JointAction) and x.action_space.is_valid(action, x.job_type):
+                return action, None
+            problem = f"the fallback answered {action!r}, not a valid action"
+        except Exception as exc:
+            problem = f"the fallback failed: {type(exc).__name__}: {exc}"
+        return conservative_action(x), problem
+
+    def _safe_set(self, space: ActionSpace, job: str, base: JointAction) -> tuple[JointAction, ...]:
+        key = (space, job, base)
+        safe = self._safe.get(key)
+        if safe is None:
+            if len(self._safe) >= _SAFE_MEMO:
+                self._safe = {}
+            safe = self._safe[key] = gate.safe_actions(self.config, space, job, base)
+        return safe
+
+    def _seed(self, x: PlannerInput, salt: str) -> int:
+        text = f"{x.input_hash()}:{self.config.exploration.seed}:{salt}"
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+    def _explores(self, x: PlannerInput, epsilon: float) -> bool:
+        return self._seed(x, "explore") / 2.0**64 < epsilon
+
+    def _draw(self, x: PlannerInput, n: int) -> int:
+        return self._seed(x, "draw") % n
+
+    def _answer(
+        self,
+        x: PlannerInput,
+        answer: ActionDistribution,
+        choice: JointAction,
+        confidence: float,
+        model: LoadedModel,
+    ) -> PlannerAction:
+        threshold = self.config.inference.confidence_threshold
+        abstain = confidence < threshold
+        return planner_action_for(
+            choice,
+            probs=answer.as_joint_probs(),
+            confidence=min(1.0, max(0.0, confidence)),
+            abstain_to_default=abstain,
+            reason=(
+                f"confidence {confidence:.3f} below {threshold}: the kernel's default decides"
+                if abstain
+                else f"model choice with confidence {confidence:.3f}"
+            ),
+            model=model.ref,
+            input_hash=x.input_hash(),
+        )
+
+    def _finish(
+        self,
+        x: PlannerInput,
+        answered: PlannerAction,
+        executed: JointAction,
+        base: JointAction,
+        branch: Branch,
+        reason: str,
+        detail: str | None,
+        propensity: float,
+        clamps: tuple[str, ...],
+        model: LoadedModel | None,
+        logging: dict[str, float],
+    ) -> Decision:
+        mode = self.config.mode
+        if mode == "log":
+            # Shadow: the decision is kept, the baseline runs (with certainty).
+            plan = executed_plan_from_action(
+                base, fallback_applied=True, fallback_reason="log_only"
+            )
+            run, propensity, logging = base, 1.0, {base.text: 1.0}
+            reason_out = "log_only" if reason == "model" else reason
+        else:
+            fallback = branch == "fallback"
+            plan = executed_plan_from_action(
+                executed,
+                fallback_applied=fallback,
+                fallback_reason=reason if fallback else None,
+            )
+            run, reason_out = executed, reason
+        probs = dict(answered.probs or {})
+        probs[LOGGING_KEY] = logging
+        answered = attrs.evolve(answered, probs=probs)
+        return Decision(
+            planner_action=answered,
+            executed_plan=plan,
+            executed=run,
+            branch=branch,
+            reason=reason_out,
+            mode=mode,
+            detail=detail,
+            propensity=propensity,
+            clamps=clamps,
+            model=None if model is None else (model.ref.checkpoint_id if model.ref else model.name),
+            timeout_seconds_override=override_seconds(run),
+            planner_input=x,
+        )
+
+    def _plain(
+        self, x: PlannerInput, base: JointAction, branch: Branch, reason: str, detail: str | None
+    ) -> Decision:
+        answered = planner_action_for(
+            base,
+            reason=gate.REASONS[reason],
+            model=ModelRef(f"fallback:{self.config.model.fallback}"),
+            input_hash=x.input_hash(),
+        )
+        plan = executed_plan_from_action(
+            base, fallback_applied=branch != "model", fallback_reason=reason
+        )
+        return Decision(
+            planner_action=attrs.evolve(answered, probs={LOGGING_KEY: {base.text: 1.0}}),
+            executed_plan=plan,
+            executed=base,
+            branch=branch,
+            reason=reason,
+            mode=self.config.mode,
+            detail=detail,
+            model=f"fallback:{self.config.model.fallback}",
+            timeout_seconds_override=override_seconds(base),
+            planner_input=x,
+        )
+
+    def _fallback_decision(
+        self,
+        x: PlannerInput | None,
+        base: JointAction | None,
+        reason: str,
+        detail: str | None,
+        *,
+        model: LoadedModel | None = None,
+        answered: PlannerAction | None = None,
+    ) -> Decision:
+        if x is None:
+            return self._emergency(None, base, None, reason=reason, detail=detail)
+        assert base is not None
+        if answered is None:
+            return self._plain(x, base, "fallback", reason, detail)
+        return self._finish(
+            x, answered, base, base, "fallback", reason, detail, 1.0, (), model, {base.text: 1.0}
+        )
+
+    def _emergency(
+        self,
+        planner_input: Any,
+        baseline: JointAction | None,
+        exc: BaseException | None,
+        *,
+        reason: str = "internal_error",
+        detail: str | None = None,
+    ) -> Decision:
+        """A decision without a usable input: the baseline, else the most conservative
+        action of the default space. Builds only records that cannot fail."""
+        if exc is not None:
+            detail = f"{type(exc).__name__}: {exc}"
+        action = baseline if isinstance(baseline, JointAction) else None
+        if action is None:
+            action = ActionSpace().check(
+                JointAction("serial_handoff", 1, NA, NA), "code"
+            )  # valid in the default space
+        plan = executed_plan_from_action(action, fallback_applied=True, fallback_reason=reason)
+        answered = planner_action_for(
+            action, reason=gate.REASONS.get(reason, reason), model=ModelRef("emergency")
+        )
+        return Decision(
+            planner_action=answered,
+            executed_plan=plan,
+            executed=action,
+            branch="fallback",
+            reason=reason,
+            mode=self.config.mode,
+            detail=None if detail is None else detail[:2000],
+            model="emergency",
+            timeout_seconds_override=override_seconds(action),
+            planner_input=None,
+        )
+
+    # -- recording and reporting --------------------------------------------------------------
+
+    def record(self, manifest: Path | str | dict[str, Any], decision: Decision) -> dict[str, Any]:
+        """Write the decision into a manifest as kernels store it: ``manifest["planner"] =
+        {planner_input, planner_action, executed_plan, timeout_seconds_override}``. A path is
+        updated in place (atomically); a dict is updated and returned."""
+        from swarm_planner.core.contracts import dump
+
+        record = decision.manifest_record()
+        if isinstance(manifest, Mapping):
+            out = dict(manifest)
+            out["planner"] = dump(record)
+            return out
+        record_in_manifest(Path(manifest), record)
+        return {"planner": dump(record)}
+
+    def add_run(self, run: RunSummary, issue: Issue | None = None) -> None:
+        """A run that just finished: indexed for the next decisions (no rescan)."""
+        self.history.add(run, issue)
+
+    def info(self) -> dict[str, Any]:
+        model = self._model
+        return {
+            "swarm_planner": __version__,
+            "mode": self.config.mode,
+            "policy": self.config.model.type,
+            "fallback": self.config.model.fallback,
+            "bundle": None if model is None else model.path,
+            "bundle_id": None if model is None else model.bundle_id,
+            "checkpoint_id": None
+            if model is None or model.ref is None
+            else model.ref.checkpoint_id,
+            "load_error": self.load_state.error,
+            "history_runs": len(self.history),
+            "plugins": sorted(f"{e.kind}:{e.name}" for e in self.host.entries()),
+        }
+
+    def health(self) -> dict[str, Any]:
+        model_ok = self.config.mode == "off" or self._model is not None
+        return {
+            "status": "ok" if model_ok else "degraded",
+            "model_loaded": self._model is not None,
+            "load_error": self.load_state.error,
+            "decisions": sum(self.counts.values()),
+            "reasons": dict(sorted(self.counts.items())),
+            "time": now_rfc3339(),
+        }
+
+
+def bundle_config(path: str) -> dict[str, Any]:
+    """The ``planner:`` section that serves one bundle as it says it is served (enforce mode,
+    default inference and safety); a folder that is not a bundle keeps the ``onnx`` policy, so
+    that the service reports the bundle as unavailable rather than failing to start."""
+    try:
+        kind = serving_policy(path)
+    except (BundleError, OSError):
+        kind = EXPORTED_SERVER
+    return {"mode": "enforce", "model": {"type": kind, "path": path}}
+
+
+def override_seconds(action: JointAction) -> int | None:
+    """``timeout_seconds_override`` of an executed action: its minutes cap in seconds (none
+    when the action leaves the timeout to the kernel)."""
+    minutes = action.max_minutes_bin
+    return None if minutes == NA else int(minutes) * 60
+
+
+def conservative_action(x: PlannerInput) -> JointAction:
+    """The action that costs least when nothing else can decide: one serial agent (or the
+    universe's default topology) under the kernel's own limits, repaired to validity."""
+    space, job = x.action_space, x.job_type
+    swarm = x.universe_defaults.swarm_id or "serial_handoff"
+    for candidate in (swarm, "serial_handoff"):
+        if candidate in space.swarm_ids:
+            action = space.nearest_valid(JointAction(candidate, 1, NA, NA), job)
+            if action is not None:
+                return action
+    valid = space.valid_actions(job)
+    if valid:
+        return min(valid, key=lambda a: (a.swarm_id != "serial_handoff", a.canonical_key()))
+    return JointAction("serial_handoff", 1, NA, NA)
+
+
+__all__ = ["Decision", "LoadedModel", "PlannerService", "conservative_action", "override_seconds"]

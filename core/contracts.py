@@ -8,6 +8,7 @@ written only when set; nullable keys are always written. Read and write through 
 
 from __future__ import annotations
 
+import marshal
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -421,6 +422,75 @@ def load(data: Any, cls: type[T], *, source: str = "<json>") -> T:
     return record
 
 
+_PARTS_MEMO = 16_384
+_parts: dict[tuple[type, bytes], Any] = {}
+
+
+class _Slow(Exception):
+    """The fast path of :func:`load_input` does not apply: the strict converter decides."""
+
+
+def _memo_part(data: Any, cls: type[T]) -> T:
+    """A record that repeats between inputs (a history run, an action space), read by the
+    strict converter once per distinct content. The key is the JSON value's ``marshal`` bytes
+    (version 2: no shared references), which tell ``true`` from ``1`` and ``1.0`` from ``1`` as
+    the converter does; a run seen again with a new outcome is read again."""
+    global _parts
+    try:
+        key = (cls, marshal.dumps(data, 2))
+    except ValueError:  # not plain JSON data: the converter says what it is
+        return load(data, cls)
+    known = _parts.get(key)
+    if known is None:
+        known = load(data, cls)
+        if len(_parts) >= _PARTS_MEMO:
+            _parts = {}
+        _parts[key] = known
+    record: T = known
+    return record
+
+
+_INPUT_FIELDS = frozenset(f.name for f in attrs.fields(PlannerInput))
+_INPUT_REQUIRED = frozenset(
+    f.name for f in attrs.fields(PlannerInput) if f.default is attrs.NOTHING
+)
+
+
+def load_input(data: Any, *, source: str = "planner_input") -> PlannerInput:
+    """``load(data, PlannerInput)`` for a stream of inputs (the sidecar's): history runs and
+    action spaces, which repeat from one input to the next, are read once per distinct content;
+    the rest strictly each time. Anything the fast path does not expect goes through the full
+    converter, so a bad input gets the same error naming every bad path (tests pin the two to
+    the same records)."""
+    try:
+        if not isinstance(data, dict) or not (_INPUT_REQUIRED <= data.keys() <= _INPUT_FIELDS):
+            raise _Slow
+        history = data["history"]
+        if not isinstance(history, dict) or not history.keys() <= {"last_n_similar_runs"}:
+            raise _Slow
+        runs = history.get("last_n_similar_runs", [])
+        if not isinstance(runs, list):
+            raise _Slow
+        state = data.get("system_state")
+        if data["schema_version"] != PLANNER_INPUT_V1:
+            raise _Slow
+        record = PlannerInput(
+            schema_version=PLANNER_INPUT_V1,
+            created_at=jsonconv.structure(data["created_at"], str),
+            universe_id=jsonconv.structure(data["universe_id"], str),
+            job_type=jsonconv.structure(data["job_type"], str),
+            universe_defaults=load(data["universe_defaults"], UniverseDefaults),
+            issue=load(data["issue"], Issue),
+            history=History(tuple(_memo_part(r, RunSummary) for r in runs)),
+            action_space=_memo_part(data["action_space"], ActionSpace),
+            system_state=None if state is None else load(state, SystemState),
+        )
+        validation.remember_valid(record)  # every part was read by the strict converter
+        return record
+    except Exception:  # the strict converter reports what is wrong (or reads it after all)
+        return load(data, PlannerInput, source=source)
+
+
 def check_input(planner_input: Any, *, source: str = "planner_input") -> PlannerInput:
     """``planner_input`` if it is a valid :class:`PlannerInput`, however it was built; else a
     :class:`ContractError` listing every bad value. Every policy calls it before any model work,
@@ -468,6 +538,7 @@ __all__ = [
     "domain_of",
     "dump",
     "load",
+    "load_input",
     "no_valid_action",
     "repair_issue_fields",
 ]

@@ -118,9 +118,27 @@ def safe_actions(
     return tuple(a for a in valid if _allowed(a, config, baseline, limits, forced))
 
 
-def _distance(a: JointAction, b: JointAction) -> tuple[int, int, tuple[Any, ...]]:
-    changed = sum(x != y for x, y in zip(a.as_list(), b.as_list(), strict=True))
-    return (a.swarm_id != b.swarm_id, changed, a.canonical_key())
+def _rank(value: Bin, bins: Sequence[Bin]) -> int:
+    """A bin's position among the numeric bins (no cap: past the largest)."""
+    numeric = sorted(b for b in bins if b != NA)
+    return len(numeric) if value == NA else numeric.index(value) if value in numeric else 0
+
+
+def _distance(
+    a: JointAction, b: JointAction, space: ActionSpace
+) -> tuple[int, int, int, tuple[Any, ...]]:
+    """How far a safe action ``a`` is from the wanted ``b``: a topology change first, then how
+    many bins apart the budgets are; ties go to the larger budgets (a clamp takes the most it
+    may, not the least)."""
+    heads = (
+        ("max_candidates_bin", space.max_candidates_bins),
+        ("max_minutes_bin", space.max_minutes_bins),
+        ("max_iterations_bin", space.max_iterations_bins),
+    )
+    ranks = [(_rank(getattr(a, f), bins), _rank(getattr(b, f), bins)) for f, bins in heads]
+    apart = sum(abs(x - y) for x, y in ranks)
+    changed = sum(x != y for x, y in ranks)
+    return (a.swarm_id != b.swarm_id, apart, changed, tuple(-x for x, _ in ranks))
 
 
 def clamp(
@@ -128,15 +146,16 @@ def clamp(
     safe: Sequence[JointAction],
     config: PlannerConfig,
     baseline: JointAction | None,
+    space: ActionSpace,
 ) -> Clamped | None:
     """``action`` if it is safe; else the safe action nearest to it (same topology first,
-    fewest budgets changed, then canonical order), with the caps it broke; None when nothing
-    is safe."""
+    budgets fewest bins apart, then the larger budgets: an uncapped 120-minute cap becomes
+    120 minutes, not 15), with the caps it broke; None when nothing is safe."""
     if action in safe:
         return Clamped(action, ())
     if not safe:
         return None
-    nearest = min(safe, key=lambda a: _distance(a, action))
+    nearest = min(safe, key=lambda a: _distance(a, action, space))
     broke = []
     if config.flags.force_swarm is not None and action.swarm_id != config.flags.force_swarm:
         broke.append("force_swarm")

@@ -39,7 +39,6 @@ from swarm_planner.core.config import PlannerConfig, load_config, policy_options
 from swarm_planner.core.contracts import (
     Issue,
     ModelRef,
-    PlannerAction,
     PlannerInput,
     RunSummary,
     SystemState,
@@ -83,6 +82,19 @@ class LoadState:
     loads: int = 0
 
 
+@attrs.frozen
+class _Answer:
+    """What the model answered, before the gate decides what runs."""
+
+    choice: JointAction
+    probs: dict[str, dict[str, float]]
+    confidence: float
+    abstain: bool
+    reason: str
+    model: ModelRef | None
+    input_hash: str
+
+
 class PlannerService:
     """Decides how each issue runs; see the module docstring for the order of the gate."""
 
@@ -104,7 +116,9 @@ class PlannerService:
             path="planner.model.fallback_options",
             space=config.action_space,
         )
-        self.history = history or LiveHistory(config.history, config.action_space)
+        self.history = (
+            history if history is not None else LiveHistory(config.history, config.action_space)
+        )
         self.counts: Counter[str] = Counter()
         self.load_state = LoadState()
         self._model: LoadedModel | None = None
@@ -297,7 +311,7 @@ class PlannerService:
                 answered=answered,
             )
         safe = self._safe_set(space, job, base)
-        clamped = gate.clamp(choice, safe, config, base)
+        clamped = gate.clamp(choice, safe, config, base, space)
         if clamped is None:
             return self._fallback_decision(
                 x, base, "no_safe_action", None, model=model, answered=answered
@@ -376,27 +390,27 @@ class PlannerService:
         choice: JointAction,
         confidence: float,
         model: LoadedModel,
-    ) -> PlannerAction:
+    ) -> _Answer:
         threshold = self.config.inference.confidence_threshold
         abstain = confidence < threshold
-        return planner_action_for(
+        return _Answer(
             choice,
-            probs=answer.as_joint_probs(),
-            confidence=min(1.0, max(0.0, confidence)),
-            abstain_to_default=abstain,
-            reason=(
+            answer.as_joint_probs(),
+            min(1.0, max(0.0, confidence)),
+            abstain,
+            (
                 f"confidence {confidence:.3f} below {threshold}: the kernel's default decides"
                 if abstain
                 else f"model choice with confidence {confidence:.3f}"
             ),
-            model=model.ref,
-            input_hash=x.input_hash(),
+            model.ref,
+            x.input_hash(),
         )
 
     def _finish(
         self,
         x: PlannerInput,
-        answered: PlannerAction,
+        answered: _Answer,
         executed: JointAction,
         base: JointAction,
         branch: Branch,
@@ -423,11 +437,16 @@ class PlannerService:
                 fallback_reason=reason if fallback else None,
             )
             run, reason_out = executed, reason
-        probs = dict(answered.probs or {})
-        probs[LOGGING_KEY] = logging
-        answered = attrs.evolve(answered, probs=probs)
         return Decision(
-            planner_action=answered,
+            planner_action=planner_action_for(
+                answered.choice,
+                probs={**answered.probs, LOGGING_KEY: logging},
+                confidence=answered.confidence,
+                abstain_to_default=answered.abstain,
+                reason=answered.reason,
+                model=answered.model,
+                input_hash=answered.input_hash,
+            ),
             executed_plan=plan,
             executed=run,
             branch=branch,
@@ -446,6 +465,7 @@ class PlannerService:
     ) -> Decision:
         answered = planner_action_for(
             base,
+            probs={LOGGING_KEY: {base.text: 1.0}},
             reason=gate.REASONS[reason],
             model=ModelRef(f"fallback:{self.config.model.fallback}"),
             input_hash=x.input_hash(),
@@ -454,7 +474,7 @@ class PlannerService:
             base, fallback_applied=branch != "model", fallback_reason=reason
         )
         return Decision(
-            planner_action=attrs.evolve(answered, probs={LOGGING_KEY: {base.text: 1.0}}),
+            planner_action=answered,
             executed_plan=plan,
             executed=base,
             branch=branch,
@@ -474,7 +494,7 @@ class PlannerService:
         detail: str | None,
         *,
         model: LoadedModel | None = None,
-        answered: PlannerAction | None = None,
+        answered: _Answer | None = None,
     ) -> Decision:
         if x is None:
             return self._emergency(None, base, None, reason=reason, detail=detail)

@@ -71,13 +71,13 @@ class SimSummary:
 
 
 @attrs.define
-class _IssueState:
+class IssueState:
     issue: Issue
     job_type: str
     attempts: int = 0
 
 
-def _system_state(t_ms: int, rng: np.random.Generator) -> SystemState:
+def system_state_at(t_ms: int, rng: np.random.Generator) -> SystemState:
     hour = (t_ms // HOUR_MS) % 24
     busy = 0.5 + 0.5 * np.sin((hour - 8) / 24 * 2 * np.pi)
     bins = ("0", "1_2", "3_5", "6_plus")
@@ -90,7 +90,7 @@ def _system_state(t_ms: int, rng: np.random.Generator) -> SystemState:
     return SystemState(active, queue, toolchains, health, int(hour), budget)  # type: ignore[arg-type]
 
 
-def _proof(
+def proof_document(
     workcell: str, t_ms: int, outcome: SimOutcome, rng: np.random.Generator
 ) -> dict[str, Any]:
     gates = {
@@ -142,7 +142,7 @@ def _rollout(
 
 
 def _manifest(
-    workcell: str, state: _IssueState, routed: Routed, planner: dict[str, Any] | None
+    workcell: str, state: IssueState, routed: Routed, planner: dict[str, Any] | None
 ) -> dict[str, Any]:
     issue = state.issue
     manifest: dict[str, Any] = {
@@ -159,7 +159,7 @@ def _manifest(
 
 
 def _planner_record(
-    state: _IssueState, routed: Routed, t_ms: int, rng: np.random.Generator
+    state: IssueState, routed: Routed, t_ms: int, rng: np.random.Generator
 ) -> dict[str, Any]:
     """What a kernel in shadow-less "off" mode records: its input, the rule's answer, the plan."""
     issue = attrs.evolve(state.issue, dk_attempts=state.attempts)
@@ -168,7 +168,7 @@ def _planner_record(
         job_type=state.job_type,
         issue=issue,
         action_space=ActionSpace(),
-        system_state=_system_state(t_ms, rng),
+        system_state=system_state_at(t_ms, rng),
         created_at=rfc3339_from_ms(t_ms),
     )
     baseline = HeuristicRules().decide(planner_input)
@@ -194,11 +194,11 @@ def _planner_record(
     return data
 
 
-def _write(path: Path, data: Any) -> None:
+def write_json_compact(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
 
 
-def _issue_line(state: _IssueState, rng: np.random.Generator, config: SimConfig) -> dict[str, Any]:
+def issue_line(state: IssueState, rng: np.random.Generator, config: SimConfig) -> dict[str, Any]:
     issue = state.issue
     line: dict[str, Any] = {
         "id": issue.issue_id,
@@ -249,7 +249,7 @@ def simulate(
     mean_gap = span / config.runs
     legacy_until = start_ms + int(config.legacy_fraction * span)
 
-    states: dict[str, _IssueState] = {}
+    states: dict[str, IssueState] = {}
     retries: list[tuple[int, int, str]] = []
     statuses: dict[str, int] = {"success": 0, "failed": 0, "timeout": 0}
     t_ms = start_ms
@@ -260,7 +260,7 @@ def simulate(
             state = states[issue_id]
         else:
             draw = draw_issue(rng, len(states) + 1, config.fab_world_share)
-            state = _IssueState(draw.issue, draw.job_type)
+            state = IssueState(draw.issue, draw.job_type)
             states[draw.issue.issue_id] = state
         week = (t_ms - start_ms) // WEEK_MS
         routed = route(state.issue, state.job_type, int(week), rng, config.drift)
@@ -279,12 +279,14 @@ def simulate(
         directory = archives / workcell
         directory.mkdir()
         planner = None if t_ms < legacy_until else _planner_record(state, routed, t_ms, rng)
-        _write(directory / "manifest.json", _manifest(workcell, state, routed, planner))
+        write_json_compact(directory / "manifest.json", _manifest(workcell, state, routed, planner))
         if planner is not None and rng.random() < config.rollout_fraction:
             rollout = _rollout(workcell, state.job_type, state.issue.issue_id, t_ms, outcome)
-            _write(directory / "rollout.json", rollout)
+            write_json_compact(directory / "rollout.json", rollout)
         else:
-            _write(directory / "proof.json", _proof(workcell, t_ms, outcome, rng))
+            write_json_compact(
+                directory / "proof.json", proof_document(workcell, t_ms, outcome, rng)
+            )
         state.attempts += 1
         if outcome.status != "success" and state.attempts < config.max_attempts:
             due = t_ms + int(rng.uniform(1, 48) * HOUR_MS)
@@ -292,9 +294,15 @@ def simulate(
         if progress is not None and (k % 500 == 0 or k == config.runs - 1):
             progress(k + 1, config.runs)
 
+    write_issues_and_universe(out, [issue_line(s, rng, config) for s in states.values()])
+    return SimSummary(config.runs, len(states), statuses, str(out))
+
+
+def write_issues_and_universe(out: Path, issue_lines: list[dict[str, Any]]) -> None:
+    """``.beads/issues.jsonl`` and the ``sim`` universe of a root (what the reader needs)."""
     beads = out / ".beads"
     beads.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(_issue_line(s, rng, config)) for s in states.values()]
+    lines = [json.dumps(line) for line in issue_lines]
     (beads / "issues.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     universe = out / "universes" / UNIVERSE_ID
     universe.mkdir(parents=True, exist_ok=True)
@@ -320,4 +328,3 @@ def simulate(
         ),
         encoding="utf-8",
     )
-    return SimSummary(config.runs, len(states), statuses, str(out))

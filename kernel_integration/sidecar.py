@@ -1,0 +1,329 @@
+"""The sidecar: the decision service over JSON-RPC 2.0 on HTTP, for kernels in other languages.
+
+An ASGI application (:func:`make_app`) served by uvicorn (the ``serve`` extra). One endpoint,
+``POST /`` (any path), takes a JSON-RPC request or a batch:
+
+- ``plan`` ``{planner_input, baseline?}`` → the decision (``Decision.to_json``);
+- ``plan_issue`` ``{issue, job_type, baseline?, system_state?, now_ms?}`` → the decision for a
+  bare issue, its similar runs taken from the sidecar's live history;
+- ``add_run`` ``{run, issue?}`` → indexes a finished run for the next decisions;
+- ``health`` → load state and decision counts by reason;
+- ``info`` → versions, bundle id, checkpoint, plugins;
+- ``reload`` ``{path?}`` → loads the bundle (in a worker thread; decisions keep being served
+  by the old model until the new one has loaded, and a bundle that fails to load leaves the
+  old one in place).
+
+Malformed JSON is ``-32700``, a request that is not JSON-RPC ``-32600``, an unknown method
+``-32601``, bad params ``-32602``; a body over the limit is refused with HTTP 413 before it is
+read to the end. A planner_input that breaks the contract is not an error: the decision is the
+recorded ``invalid_input`` fallback, as in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from swarm_planner.core.action_space import JointAction
+from swarm_planner.core.contracts import Issue, RunSummary, SystemState, load, load_input
+from swarm_planner.core.errors import PlannerError
+from swarm_planner.kernel_integration.service import PlannerService
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES = 1 << 20
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
+    -32700,
+    -32600,
+    -32601,
+    -32602,
+    -32603,
+)
+
+
+METHODS = ("plan", "plan_issue", "add_run", "health", "info", "reload")
+
+try:  # the serve extra brings orjson: JSON in and out several times faster
+    import orjson
+
+    def _loads(body: bytes) -> Any:
+        return orjson.loads(body)
+
+    def _dumps(payload: Any) -> bytes:
+        return orjson.dumps(payload)
+
+except ImportError:  # pragma: no cover - without the extra, the standard library
+
+    def _loads(body: bytes) -> Any:
+        return json.loads(body)
+
+    def _dumps(payload: Any) -> bytes:
+        return json.dumps(payload, allow_nan=False).encode()
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
+def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "error": error, "id": request_id}
+
+
+def _baseline(value: Any) -> JointAction | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            parts = value.split("|")
+            if len(parts) != 4:
+                raise ValueError("expected SWARM|CANDIDATES|MINUTES|ITERATIONS")
+            value = [parts[0], *(p if p == "NA" else int(p) for p in parts[1:])]
+        return JointAction.from_list(value)
+    except (ValueError, TypeError) as exc:
+        raise RpcError(INVALID_PARAMS, f"params.baseline: {exc}") from None
+
+
+class Methods:
+    """The JSON-RPC methods over one service."""
+
+    def __init__(self, service: PlannerService) -> None:
+        self.service = service
+
+    def plan(self, params: Any) -> Any:
+        if not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "params: expected an object {planner_input, baseline?}")
+        unknown = sorted(set(params) - {"planner_input", "baseline"})
+        if unknown:
+            raise RpcError(INVALID_PARAMS, f"params: unknown key {unknown[0]!r}")
+        raw = params.get("planner_input")
+        if not isinstance(raw, dict):
+            raise RpcError(INVALID_PARAMS, "params.planner_input: expected an object")
+        baseline = _baseline(params.get("baseline"))
+        try:
+            planner_input: Any = load_input(raw, source="params.planner_input")
+        except PlannerError:
+            planner_input = raw  # the service records the invalid_input fallback
+        return self.service.decide(planner_input, baseline).to_json()
+
+    def plan_issue(self, params: Any) -> Any:
+        """A decision from a bare issue: the sidecar's live history supplies the similar runs."""
+        if not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "params: expected an object {issue, job_type, ...}")
+        unknown = sorted(set(params) - {"issue", "job_type", "baseline", "system_state", "now_ms"})
+        if unknown:
+            raise RpcError(INVALID_PARAMS, f"params: unknown key {unknown[0]!r}")
+        job_type, now_ms = params.get("job_type"), params.get("now_ms")
+        if not isinstance(job_type, str):
+            raise RpcError(INVALID_PARAMS, "params.job_type: expected a string")
+        if now_ms is not None and (type(now_ms) is not int or now_ms < 0):
+            raise RpcError(INVALID_PARAMS, "params.now_ms: expected epoch milliseconds")
+        try:
+            issue = load(params.get("issue"), Issue, source="params.issue")
+            state = params.get("system_state")
+            system_state = None if state is None else load(state, SystemState)
+        except PlannerError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)[:1000]) from None
+        decision = self.service.decide_issue(
+            issue,
+            job_type=job_type,
+            baseline=_baseline(params.get("baseline")),
+            system_state=system_state,
+            now_ms=now_ms,
+        )
+        return decision.to_json()
+
+    def add_run(self, params: Any) -> Any:
+        """A run that just finished (``{run: run_summary.v1, issue?}``), for the live history."""
+        if not isinstance(params, dict) or "run" not in params:
+            raise RpcError(INVALID_PARAMS, "params: expected an object {run, issue?}")
+        try:
+            run = load(params["run"], RunSummary, source="params.run")
+            raw_issue = params.get("issue")
+            issue = None if raw_issue is None else load(raw_issue, Issue, source="params.issue")
+        except PlannerError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)[:1000]) from None
+        self.service.add_run(run, issue)
+        return {"history_runs": len(self.service.history)}
+
+    def health(self, params: Any) -> Any:
+        return self.service.health()
+
+    def info(self, params: Any) -> Any:
+        return self.service.info()
+
+    async def reload(self, params: Any) -> Any:
+        if params is not None and not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "params: expected an object {path?}")
+        path = (params or {}).get("path")
+        if path is not None and not isinstance(path, str):
+            raise RpcError(INVALID_PARAMS, "params.path: expected a string")
+        try:
+            await asyncio.to_thread(self.service.reload, path)
+        except Exception as exc:
+            raise RpcError(INTERNAL_ERROR, f"reload failed: {exc}", {"kept": True}) from None
+        return self.service.info()
+
+
+async def _call(methods: Methods, request: Any) -> dict[str, Any] | None:
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
+        return _error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
+    request_id = request.get("id")
+    method = request.get("method")
+    if not isinstance(method, str):
+        return _error(request_id, INVALID_REQUEST, "method: expected a string")
+    handler = (
+        getattr(methods, method, None) if method in ("plan", "health", "info", "reload") else None
+    )
+    if handler is None:
+        return _error(request_id, METHOD_NOT_FOUND, f"no method {method[:80]!r}")
+    try:
+        result = handler(request.get("params"))
+        if asyncio.iscoroutine(result):
+            result = await result
+    except RpcError as exc:
+        return _error(request_id, exc.code, exc.message, exc.data)
+    except Exception as exc:  # the server keeps serving
+        return _error(request_id, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])
+    if "id" not in request:
+        return None  # a notification
+    return {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+
+def make_app(
+    service: PlannerService, *, max_body_bytes: int = MAX_BODY_BYTES
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The ASGI application serving ``service``."""
+    methods = Methods(service)
+
+    async def respond(send: Send, status: int, payload: Any) -> None:
+        body = b"" if payload is None else _dumps(payload)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        if scope["method"] != "POST":
+            await respond(send, 405, _error(None, INVALID_REQUEST, "POST a JSON-RPC request"))
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            await respond(send, 413, _error(None, INVALID_REQUEST, "request body too large"))
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > max_body_bytes:
+                await respond(send, 413, _error(None, INVALID_REQUEST, "request body too large"))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        try:
+            request = _loads(b"".join(chunks))
+        except (ValueError, RecursionError):
+            await respond(send, 200, _error(None, PARSE_ERROR, "parse error: not JSON"))
+            return
+        if isinstance(request, list):
+            if not request:
+                await respond(send, 200, _error(None, INVALID_REQUEST, "an empty batch"))
+                return
+            answers = [a for a in [await _call(methods, r) for r in request] if a is not None]
+            await respond(send, 200, answers or None)
+            return
+        answer = await _call(methods, request)
+        await respond(send, 200 if answer is not None else 204, answer)
+
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free port, see ``getsockname()``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Sidecar:
+    """A uvicorn server for a service on a bound socket: ``run()`` blocks, ``stop()`` ends it
+    (from another thread or a signal)."""
+
+    def __init__(
+        self,
+        service: PlannerService,
+        sock: socket.socket,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        log_level: str = "warning",
+    ) -> None:
+        try:
+            import uvicorn
+        except ImportError as exc:  # the serve extra is not installed
+            raise PlannerError(
+                'planner serve needs uvicorn: pip install "swarm-planner[serve]"'
+            ) from exc
+        self.sock = sock
+        config = uvicorn.Config(
+            make_app(service, max_body_bytes=max_body_bytes),
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_keep_alive=30,
+        )
+        self.server = uvicorn.Server(config)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def run(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def stop(self) -> None:
+        self.server.should_exit = True

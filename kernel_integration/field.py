@@ -60,6 +60,10 @@ def config_from_field(section: Mapping[str, Any] | None) -> PlannerConfig:
         except (BundleError, OSError):
             kind = EXPORTED_SERVER  # unavailable: the service reports it, the baseline runs
         ours.setdefault("model", {}).update({"path": str(bundle), "type": kind})
+    elif "model" not in ours:
+        # The field's planner without a bundle has no model: the baseline runs, reported as
+        # bundle_dir_missing (an empty path never loads).
+        ours["model"] = {"type": EXPORTED_SERVER, "path": ""}
     if "confidence_threshold" in section:
         ours.setdefault("inference", {})["confidence_threshold"] = section["confidence_threshold"]
     safety = ours.setdefault("safety", {})
@@ -142,7 +146,7 @@ def field_reason(decision: Decision, config: PlannerConfig) -> str:
     reason = decision.reason
     if reason == "model_unavailable":
         path = config.model.path
-        if path is None:
+        if not path:
             return "bundle_dir_missing"
         detail = decision.detail or ""
         if "not a bundle folder" in detail:

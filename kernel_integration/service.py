@@ -144,6 +144,8 @@ class PlannerService:
         config = attrs.evolve(self.config, model=attrs.evolve(model, path=path))
         ref: ModelRef | None = None
         bundle_id = None
+        if path == "":
+            raise BundleError("no bundle: planner.model.path is empty")
         if path is not None:
             metadata = open_bundle(path)
             servers = bundle_servers(metadata)

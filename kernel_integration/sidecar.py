@@ -182,9 +182,7 @@ async def _call(methods: Methods, request: Any) -> dict[str, Any] | None:
     method = request.get("method")
     if not isinstance(method, str):
         return _error(request_id, INVALID_REQUEST, "method: expected a string")
-    handler = (
-        getattr(methods, method, None) if method in ("plan", "health", "info", "reload") else None
-    )
+    handler = getattr(methods, method, None) if method in METHODS else None
     if handler is None:
         return _error(request_id, METHOD_NOT_FOUND, f"no method {method[:80]!r}")
     try:

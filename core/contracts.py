@@ -316,11 +316,11 @@ def _canonical_body(x: PlannerInput) -> str:
         "issue": canonical_json(dump(x.issue)),
         "job_type": canonical_json(x.job_type),
         "schema_version": canonical_json(x.schema_version),
-        "universe_defaults": canonical_json(dump(x.universe_defaults)),
+        "universe_defaults": _fragment(x.universe_defaults),
         "universe_id": canonical_json(x.universe_id),
     }
     if x.system_state is not None:
-        parts["system_state"] = canonical_json(dump(x.system_state))
+        parts["system_state"] = _fragment(x.system_state)
     return "{" + ",".join(f'"{k}":{parts[k]}' for k in sorted(parts)) + "}"
 
 
@@ -457,8 +457,9 @@ _INPUT_REQUIRED = frozenset(
 
 
 def load_input(data: Any, *, source: str = "planner_input") -> PlannerInput:
-    """``load(data, PlannerInput)`` for a stream of inputs (the sidecar's): history runs and
-    action spaces, which repeat from one input to the next, are read once per distinct content;
+    """``load(data, PlannerInput)`` for a stream of inputs (the sidecar's): history runs, action
+    spaces, universe defaults and system states, which repeat from one input to the next, are
+    read once per distinct content;
     the rest strictly each time. Anything the fast path does not expect goes through the full
     converter, so a bad input gets the same error naming every bad path (tests pin the two to
     the same records)."""
@@ -479,11 +480,11 @@ def load_input(data: Any, *, source: str = "planner_input") -> PlannerInput:
             created_at=jsonconv.structure(data["created_at"], str),
             universe_id=jsonconv.structure(data["universe_id"], str),
             job_type=jsonconv.structure(data["job_type"], str),
-            universe_defaults=load(data["universe_defaults"], UniverseDefaults),
+            universe_defaults=_memo_part(data["universe_defaults"], UniverseDefaults),
             issue=load(data["issue"], Issue),
             history=History(tuple(_memo_part(r, RunSummary) for r in runs)),
             action_space=_memo_part(data["action_space"], ActionSpace),
-            system_state=None if state is None else load(state, SystemState),
+            system_state=None if state is None else _memo_part(state, SystemState),
         )
         validation.remember_valid(record)  # every part was read by the strict converter
         return record

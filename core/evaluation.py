@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from swarm_planner.core.action_space import ActionSpace
-from swarm_planner.core.bundle import serving_policy
+from swarm_planner.core.bundle import bundle_servers, open_bundle
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.dataset import DatasetError, read_split_rows
 from swarm_planner.core.errors import ConfigError, PlannerError
@@ -75,15 +75,17 @@ def _looks_like_a_path(ref: str) -> bool:
 def resolve_policy(
     spec: PolicySpec | str, host: PluginHost | None = None, *, space: ActionSpace | None = None
 ) -> tuple[str, Policy]:
-    """A policy from a bundle folder (served as :func:`serving_policy` says) or a plugin name."""
+    """A policy from a bundle folder (served by the policy its metadata names first, see
+    :func:`~swarm_planner.core.bundle.bundle_servers`) or a plugin name."""
     host = host or get_host()
     spec = spec if isinstance(spec, PolicySpec) else PolicySpec(spec)
     where = f"--policy {spec.ref}"
     path = Path(spec.ref)
     if path.is_dir():
-        kind = serving_policy(path)
+        metadata = open_bundle(path)
+        kind = bundle_servers(metadata)[0]
         options = {"path": str(path), **spec.options}
-        name = spec.label or f"{kind}:{path.name}"
+        name = spec.label or f"{metadata.get('model_type')}:{path.name}"
         return name, host.create("policy", kind, options, path=where, space=space)
     if _looks_like_a_path(spec.ref):
         raise _no_bundle(spec.ref)

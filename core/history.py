@@ -74,6 +74,9 @@ RECENCY_EDGES_MS = (DAY_MS, 7 * DAY_MS, 30 * DAY_MS)
 """A run's recency bucket is how many of these ages it has reached (0 = within a day)."""
 
 
+_EDGES = np.array(RECENCY_EDGES_MS, dtype=np.int64)
+
+
 def recency_bucket(age_ms: int) -> int:
     """0 within a day, 1 within a week, 2 within 30 days, 3 older."""
     day, week, month = RECENCY_EDGES_MS
@@ -145,7 +148,8 @@ class HistoryIndex:
         self._lock = threading.Lock()
         self._vocab: dict[str, int] = {}
         self._started = _Grow(np.int64, max(4, len(runs)))
-        self._sizes = {k: _Grow(np.float64, max(4, len(runs))) for k in _KINDS}
+        self._sizes = _Grow(np.float64, 4 * max(4, len(runs)))
+        """Each run's signal counts per kind, four to a run (tags, failures, keywords, 0)."""
         self._postings: dict[tuple[str, int], _Grow] = {}
         self._by_job: dict[str, _Grow] = {}
         self._job_started: dict[str, _Grow] = {}
@@ -193,18 +197,19 @@ class HistoryIndex:
             "keywords": tuple(dict.fromkeys(keywords)),
         }
         for kind, tokens in signals.items():
-            self._sizes[kind].append(len(tokens))
+            self._sizes.append(len(tokens))
             for text in tokens:
                 posting = (job, self._token(kind, text))
                 grow = self._postings.get(posting)
                 if grow is None:
                     grow = self._postings[posting] = _Grow(np.int64)
                 grow.append(i)
+        self._sizes.append(0)  # the recent runs' slot: no overlap to count
         return i
 
     def nbytes(self) -> int:
         """Bytes of the index's arrays (not of the run records it returns)."""
-        arrays = [self._started, self._previous_attempt, *self._sizes.values()]
+        arrays = [self._started, self._previous_attempt, self._sizes]
         arrays += [*self._postings.values(), *self._by_job.values(), *self._job_started.values()]
         return sum(a.nbytes() for a in arrays)
 
@@ -303,46 +308,61 @@ class HistoryIndex:
         )
         query = {"tags": tags, "failures": failures, "keywords": keywords}
         recent = self._recent(job_type, cutoff, n)
-        per_kind: dict[str, tuple[Any, Any, int]] = {}
-        pieces = [recent]
-        for kind in _KINDS:
+        # One sort over every posting the query touches, each tagged with its kind
+        # (``run * 4 + kind``): runs in order, and for each run how many postings of each
+        # kind name it (its overlap with the query); the most recent runs join as kind 3.
+        keyed: list[Any] = [recent * 4 + 3]
+        query_sizes: dict[int, int] = {}
+        for k, kind in enumerate(_KINDS):
             if scorer.weight(kind) == 0.0:
                 continue
-            known = self._known(kind, query[kind])
             size = len(dict.fromkeys(query[kind]))
+            if size == 0:
+                continue
             arrays = [
                 self._prefix(self._postings[(job_type, t)].view(), cutoff, self.window)
-                for t in known
+                for t in self._known(kind, query[kind])
                 if (job_type, t) in self._postings
             ]
-            if not arrays or size == 0:
-                continue
-            ids, counts = np.unique(np.concatenate(arrays), return_counts=True)
-            per_kind[kind] = (ids, counts, size)
-            pieces.append(ids)
-        candidates = np.unique(np.concatenate(pieces))
-        if not self.in_order:
-            candidates = candidates[started_all[candidates] < before_ms]
-        if candidates.size == 0:
+            if arrays:
+                query_sizes[k] = size
+                joined = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+                keyed.append(joined * 4 + k)
+        # stable: timsort merges the already sorted postings (and numpy 2.4's default sort is
+        # several times slower on this machine's CPUs)
+        keys = np.sort(np.concatenate(keyed), kind="stable") if len(keyed) > 1 else keyed[0]
+        if keys.size == 0:
             return []
-        score = np.zeros(candidates.size, dtype=np.float64)
-        for kind, (ids, counts, size) in per_kind.items():
-            inter = np.zeros(candidates.size, dtype=np.float64)
-            where = np.searchsorted(candidates, ids)
-            hit = where < candidates.size
-            hit[hit] = candidates[where[hit]] == ids[hit]
-            inter[where[hit]] = counts[hit]
-            union = size + self._sizes[kind].data[candidates] - inter
-            jaccard = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            score += scorer.weight(kind) * jaccard
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        counts = np.diff(np.append(starts, keys.size))
+        distinct = keys[starts]
+        runs = distinct >> 2
+        new_run = np.concatenate(([True], runs[1:] != runs[:-1]))
+        candidates = runs[new_run]
+        # Overlaps as a [candidates, 4] matrix (the fourth column: the recent runs' tag,
+        # never weighed), Jaccard per kind in one pass, weighed into one score.
+        inter = np.zeros((candidates.size, 4), dtype=np.float64)
+        inter[np.cumsum(new_run) - 1, distinct & 3] = counts
+        inter[:, 3] = 0.0  # being recent is not an overlap
+        sizes = np.ones(4)
+        weights = np.zeros(4)
+        for k, size in query_sizes.items():
+            sizes[k], weights[k] = size, scorer.weight(_KINDS[k])
+        union = sizes + self._sizes.view().reshape(-1, 4)[candidates] - inter
+        score = (inter / union) @ weights
+        if not self.in_order:
+            keep = started_all[candidates] < before_ms
+            candidates, score = candidates[keep], score[keep]
+            if candidates.size == 0:
+                return []
         started = started_all[candidates]
-        age = before_ms - started
-        bucket = (
-            (age >= DAY_MS).astype(np.int64)
-            + (age >= 7 * DAY_MS).astype(np.int64)
-            + (age >= 30 * DAY_MS).astype(np.int64)
-        )
+        bucket = np.searchsorted(_EDGES, before_ms - started, side="right")
         score += scorer.recency / (1.0 + bucket)
+        if candidates.size > 4 * n:
+            # Only runs scoring at least the n-th best can be chosen: order those alone.
+            kth = np.partition(score, candidates.size - n)[candidates.size - n]
+            top = score >= kth
+            candidates, started, score = candidates[top], started[top], score[top]
         order = np.lexsort((candidates, -started, -score))[:n]
         chosen = candidates[order]
         newest_first = np.lexsort((chosen, -started_all[chosen]))

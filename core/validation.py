@@ -347,6 +347,13 @@ def _fast_record(cls: type) -> Fast:
         )
     by_value = cls in _BY_VALUE
     head = "    if type(v) is not _cls and not isinstance(v, _cls):\n        return False\n"
+    # A record the converter built or a check passed (a history run read from an archive)
+    # is not walked again when it turns up inside another.
+    names["_checked"] = _CHECKED
+    head += (
+        "    ref = _checked.get(id(v))\n"
+        "    if ref is not None and ref() is v:\n        return True\n"
+    )
     if by_value:
         names["_known"] = _KNOWN_VALUES
         head += "    if v in _known:\n        return True\n"
@@ -380,10 +387,11 @@ def remember_valid(record: Any) -> None:
     """Note that ``record`` was just built and checked by the converter (identity only)."""
     key = id(record)
 
-    def forget(_: object) -> None:
-        ref = _CHECKED.get(key)
+    def forget(_: object, checked: dict[int, weakref.ref[Any]] = _CHECKED) -> None:
+        # The table is bound here: at interpreter exit the module's globals are gone first.
+        ref = checked.get(key)
         if ref is not None and ref() is None:
-            del _CHECKED[key]
+            del checked[key]
 
     with contextlib.suppress(TypeError):  # a record without weak references is walked each time
         _CHECKED[key] = weakref.ref(record, forget)

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from swarm_planner.core import validation
 from swarm_planner.core.action_space import ActionSpace
 from swarm_planner.core.archives import read_root, read_run
 from swarm_planner.core.config import HistoryConfig
@@ -72,27 +73,36 @@ class LiveHistory:
         def text(value: str | None) -> str | None:
             return None if value is None else sys.intern(value)
 
-        return attrs.evolve(
+        interned = attrs.evolve(
             run,
             job_type=sys.intern(run.job_type),
             domain=sys.intern(run.domain),
             issue_id=text(run.issue_id),
             action_executed=self._share(run.action_executed),
+            runtime=self._share(run.runtime),
             outcome=self._share(run.outcome),
             tags=None if run.tags is None else self._share(tuple(map(sys.intern, run.tags))),
             universe_id=text(run.universe_id),
         )
+        # The outcome key (status, duration, action, fail codes, gates) is a tuple per run;
+        # equal ones are shared like the parts above.
+        object.__setattr__(interned, "outcome_key", self._share(interned.outcome_key))
+        return interned
 
     def add(self, run: RunSummary, issue: Issue | None = None) -> None:
         """Index a finished run; ``issue`` (its issue record) gives its keywords, else the
-        keywords of an issue seen before under the same id."""
+        keywords of an issue seen before under the same id. A run that is not a valid
+        ``RunSummary`` is a ContractError here, before it can reach a decision."""
         keywords: tuple[str, ...] = ()
         if issue is not None:
             keywords = self._share(issue_keywords(issue))
             self._keywords[issue.issue_id] = keywords
         elif run.issue_id is not None:
             keywords = self._keywords.get(run.issue_id, ())
-        self.index.add(self._interned(run), keywords)
+        validation.check_record(run, RunSummary, source="run")  # a kernel may build it in code
+        interned = self._interned(run)
+        validation.remember_valid(interned)  # made of checked parts: not walked per decision
+        self.index.add(interned, keywords)
 
     def add_archive(self, directory: str | Path, issue: Issue | None = None) -> RunSummary:
         """Index one archive folder that just landed (read as the dataset builder reads it)."""

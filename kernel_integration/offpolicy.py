@@ -255,8 +255,8 @@ def estimate(
     draws: dict[str, dict[str, list[float]]] = {part: {k: [] for k in ESTIMATORS} for part in point}
     for _ in range(bootstrap):
         sample = figures(rng.integers(0, n, n))
-        for part, values in sample.items():
-            for k, v in values.items():
+        for part, by_estimator in sample.items():
+            for k, v in by_estimator.items():
                 draws[part][k].append(v)
     tail = (1.0 - level) / 2.0 * 100.0
 

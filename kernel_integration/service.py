@@ -124,6 +124,9 @@ class PlannerService:
         self._model: LoadedModel | None = None
         self._load_lock = threading.Lock()
         self._safe: dict[tuple[ActionSpace, str, JointAction], tuple[JointAction, ...]] = {}
+        self._clamps: dict[
+            tuple[JointAction, ActionSpace, str, JointAction], gate.Clamped | None
+        ] = {}
         if config.mode != "off":
             self._load(force=True)
 
@@ -313,12 +316,13 @@ class PlannerService:
                 answered=answered,
             )
         safe = self._safe_set(space, job, base)
-        clamped = gate.clamp(choice, safe, config, base, space)
+        clamped = self._clamp(choice, safe, space, job, base)
         if clamped is None:
             return self._fallback_decision(
                 x, base, "no_safe_action", None, model=model, answered=answered
             )
-        executed, branch, reason = clamped.action, "model", "model"
+        executed, reason = clamped.action, "model"
+        branch: Branch = "model"
         if "force_swarm" in clamped.clamps:
             branch, reason = "forced", "force_swarm"
         propensity = 1.0
@@ -374,6 +378,22 @@ class PlannerService:
                 self._safe = {}
             safe = self._safe[key] = gate.safe_actions(self.config, space, job, base)
         return safe
+
+    def _clamp(
+        self,
+        choice: JointAction,
+        safe: tuple[JointAction, ...],
+        space: ActionSpace,
+        job: str,
+        base: JointAction,
+    ) -> gate.Clamped | None:
+        key = (choice, space, job, base)
+        if key in self._clamps:
+            return self._clamps[key]
+        if len(self._clamps) >= _SAFE_MEMO * 8:
+            self._clamps = {}
+        clamped = self._clamps[key] = gate.clamp(choice, safe, self.config, base, space)
+        return clamped
 
     def _seed(self, x: PlannerInput, salt: str) -> int:
         text = f"{x.input_hash()}:{self.config.exploration.seed}:{salt}"

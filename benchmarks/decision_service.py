@@ -1,0 +1,142 @@
+"""How fast the decision service decides from a bare issue, and what its history costs.
+
+    python benchmarks/decision_service.py --bundle B --root R [--decisions 2000] [--million]
+
+``decide_issue`` end to end: similar runs from the live history (the dataset builder's
+retrieval), the planner_input built, the model run, the gate applied, the decision records
+built. First with the root's archived runs (the kernel's own history, 20,000 runs for the
+targets); then, with ``--million``, with 1,000,000 synthetic run summaries added to the index
+one by one (copies of the root's runs under new ids, issues and start times: the same signal
+mix, a million distinct runs), reporting the adding rate and the memory per run. Targets:
+p50 <= 200 us and p99 <= 1 ms at 20,000 runs; p99 <= 2 ms and <= 1 KiB per run at 1,000,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import time
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from swarm_planner.core.archives import read_root
+from swarm_planner.core.config import parse_config
+from swarm_planner.kernel_integration.live_history import LiveHistory
+from swarm_planner.kernel_integration.service import PlannerService
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def timed_decisions(service: PlannerService, cases: list, now_ms: int) -> np.ndarray:
+    for issue, job in cases[:50]:  # warm-up (memo, session)
+        service.decide_issue(issue, job_type=job, now_ms=now_ms)
+    out = []
+    for issue, job in cases:
+        t0 = time.perf_counter()
+        decision = service.decide_issue(issue, job_type=job, now_ms=now_ms)
+        out.append(time.perf_counter() - t0)
+        assert decision.planner_input is not None, decision.detail
+    return np.array(out) * 1e6
+
+
+def report(label: str, us: np.ndarray) -> None:
+    print(
+        f"{label}: p50 {np.percentile(us, 50):.1f} us, p99 {np.percentile(us, 99):.1f} us, "
+        f"mean {us.mean():.1f} us over {len(us)} decisions"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--decisions", type=int, default=2000)
+    parser.add_argument("--million", action="store_true")
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    config = parse_config(
+        {
+            "mode": "enforce",
+            "model": {"type": "onnx", "path": args.bundle},
+            "inference": {"confidence_threshold": 0.0},
+        }
+    )
+    t0 = time.perf_counter()
+    kernel = read_root(Path(args.root))
+    live = LiveHistory.from_root(Path(args.root), config.history)
+    seconds = time.perf_counter() - t0
+    print(f"history of {len(live):,} archived runs read and indexed in {seconds:.1f} s")
+    service = PlannerService(config, history=live)
+    runs = kernel.runs
+    now_ms = runs[-1].summary.started_ms + 60_000
+    cases = []
+    for run in runs[-args.decisions :]:
+        issue = kernel.issues.get(run.summary.issue_id or "")
+        if issue is not None:
+            cases.append((issue, run.summary.job_type))
+    reasons: dict[str, int] = {}
+    for issue, job in cases[:200]:
+        d = service.decide_issue(issue, job_type=job, now_ms=now_ms)
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+    print(f"reasons of the first 200: {reasons}")
+    us = timed_decisions(service, cases, now_ms)
+    report(f"decide_issue, {len(live):,} runs", us)
+    print(
+        f"  targets p50 <= 200 us: {'met' if np.percentile(us, 50) <= 200 else 'NOT met'}; "
+        f"p99 <= 1000 us: {'met' if np.percentile(us, 99) <= 1000 else 'NOT met'}"
+    )
+    print(f"  index arrays: {live.index.nbytes() / len(live):.0f} bytes per run")
+
+    if not args.million:
+        return
+    summaries = [r.summary for r in runs]
+    issues = kernel.issues
+    del live, service
+    gc.collect()
+    before = rss_bytes()
+    big = LiveHistory(config.history)
+    start_ms = summaries[0].started_ms
+    span = summaries[-1].started_ms - start_ms + 1
+    t0 = time.perf_counter()
+    for i in range(args.runs):
+        source = summaries[i % len(summaries)]
+        lap = i // len(summaries)
+        copy = attrs.evolve(
+            source,
+            run_id=f"syn-{i:07d}",
+            issue_id=None if source.issue_id is None else f"{source.issue_id}~{lap}",
+            started_ms=start_ms + lap * span + (source.started_ms - start_ms),
+        )
+        issue = issues.get(source.issue_id or "")
+        big.add(copy, None if issue is None else attrs.evolve(issue, issue_id=copy.issue_id or ""))
+        if i and i % 200_000 == 0:
+            print(f"  {i:,} runs added ({i / (time.perf_counter() - t0):,.0f}/s)")
+    seconds = time.perf_counter() - t0
+    gc.collect()
+    grown = rss_bytes() - before
+    print(
+        f"{args.runs:,} synthetic runs added one by one in {seconds:.0f} s "
+        f"({args.runs / seconds:,.0f}/s)"
+    )
+    print(
+        f"  resident memory grew {grown / 2**20:,.0f} MiB: {grown / args.runs:.0f} bytes per run "
+        f"(records and index; target <= 1024); index arrays alone "
+        f"{big.index.nbytes() / args.runs:.0f} bytes per run"
+    )
+    service = PlannerService(config, history=big)
+    now_ms = start_ms + (args.runs // len(summaries) + 1) * span
+    cases = [(attrs.evolve(issue, issue_id=f"{issue.issue_id}~new"), job) for issue, job in cases]
+    us = timed_decisions(service, cases, now_ms)
+    report(f"decide_issue, {len(big):,} runs", us)
+    print(f"  target p99 <= 2000 us: {'met' if np.percentile(us, 99) <= 2000 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

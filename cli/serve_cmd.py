@@ -27,12 +27,25 @@ def serve_cmd(
     max_body_bytes: int = typer.Option(
         1 << 20, "--max-body-bytes", min=1024, help="Largest request body accepted."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Worker processes on the one socket (each loads the bundle; runs added and reloads "
+        "are relayed to all).",
+    ),
 ) -> None:
     """Serve the decision service as JSON-RPC 2.0 over HTTP (plan, health, info, reload)."""
     from swarm_planner.core.config import load_config
     from swarm_planner.kernel_integration.live_history import LiveHistory
     from swarm_planner.kernel_integration.service import PlannerService
-    from swarm_planner.kernel_integration.sidecar import Sidecar, bind, is_loopback
+    from swarm_planner.kernel_integration.sidecar import (
+        Sidecar,
+        bind,
+        is_loopback,
+        serve_workers,
+    )
 
     if not is_loopback(host) and not allow_remote:
         raise typer.BadParameter(
@@ -42,17 +55,23 @@ def serve_cmd(
         )
     plugins = _host()
     cfg = load_config(config, host=plugins)
-    history = None
-    if history_root is not None:
-        history = LiveHistory.from_root(history_root, cfg.history)
-    service = PlannerService(cfg, host=plugins, history=history)
-    sidecar = Sidecar(service, bind(host, port), max_body_bytes=max_body_bytes)
-    bound_host, bound_port = sidecar.address
-    typer.echo(
-        json.dumps({"listening": f"http://{bound_host}:{bound_port}/", **service.health()}),
-        err=True,
-    )
-    sidecar.run()
+
+    def build() -> PlannerService:
+        history = None
+        if history_root is not None:
+            history = LiveHistory.from_root(history_root, cfg.history)
+        return PlannerService(cfg, host=plugins, history=history)
+
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    listening = {"listening": f"http://{bound_host}:{bound_port}/", "workers": workers}
+    if workers > 1:
+        typer.echo(json.dumps(listening), err=True)
+        serve_workers(build, sock, workers, max_body_bytes=max_body_bytes)
+        return
+    service = build()
+    typer.echo(json.dumps({**listening, **service.health()}), err=True)
+    Sidecar(service, sock, max_body_bytes=max_body_bytes).run()
 
 
 @app.command("run-world")

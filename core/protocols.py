@@ -81,7 +81,10 @@ class ActionDistribution:
     def as_joint_probs(self) -> dict[str, dict[str, float]]:
         """The ``probs`` of a planner_action, keyed by action text (non-zero entries only)."""
         texts = _texts(self.actions)
-        return {"joint": {t: p for t, p in zip(texts, self.probs.tolist(), strict=True) if p > 0.0}}
+        probs = self.probs.tolist()
+        if self.probs.min() > 0.0:  # a softmax's answer: every action has some mass
+            return {"joint": dict(zip(texts, probs, strict=True))}
+        return {"joint": {t: p for t, p in zip(texts, probs, strict=True) if p > 0.0}}
 
 
 @attrs.frozen(eq=False)

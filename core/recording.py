@@ -35,11 +35,19 @@ from swarm_planner.core.contracts import (
 from swarm_planner.core.documents import read_bytes, read_json_object
 from swarm_planner.core.validation import check_record
 
+_LAST_SECOND: tuple[int, str] = (-1, "")
+"""The formatted date and time of the last second asked for (every decision stamps the time:
+formatting it once a second, not once a decision)."""
+
 
 def rfc3339_from_ms(ms: int) -> str:
     """``2025-01-06T09:30:00.250Z`` for epoch milliseconds."""
-    moment = datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    global _LAST_SECOND
+    second, head = _LAST_SECOND
+    if ms // 1000 != second:
+        moment = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
+        second, head = _LAST_SECOND = (ms // 1000, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{head}{ms % 1000:03d}Z"
 
 
 def ms_from_rfc3339(text: str) -> int:

@@ -17,6 +17,7 @@ optional safe exploration, and in ``log`` mode the baseline runs while the decis
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import Counter
@@ -225,7 +226,9 @@ class PlannerService:
             decision = self._decide(planner_input, baseline, started)
         except Exception as exc:  # the last line: the kernel gets an answer whatever failed
             decision = self._emergency(planner_input, baseline, exc)
-        decision = attrs.evolve(decision, latency_us=(time.perf_counter() - started) * 1e6)
+        # Set on the record just built, before anyone else holds it (a frozen record: an
+        # evolve would build it a second time on every decision).
+        object.__setattr__(decision, "latency_us", (time.perf_counter() - started) * 1e6)
         self.counts[decision.reason] += 1
         return decision
 
@@ -596,6 +599,7 @@ class PlannerService:
             else model.ref.checkpoint_id,
             "load_error": self.load_state.error,
             "history_runs": len(self.history),
+            "pid": os.getpid(),
             "plugins": sorted(f"{e.kind}:{e.name}" for e in self.host.entries()),
         }
 

@@ -95,10 +95,15 @@ def _baseline(value: Any) -> JointAction | None:
 
 
 class Methods:
-    """The JSON-RPC methods over one service."""
+    """The JSON-RPC methods over one service. ``publish`` (set with several workers) tells the
+    other workers about a run added or a bundle reloaded here, so every worker's history and
+    model stay the same."""
 
-    def __init__(self, service: PlannerService) -> None:
+    def __init__(
+        self, service: PlannerService, publish: Callable[[tuple[Any, ...]], None] | None = None
+    ) -> None:
         self.service = service
+        self.publish = publish
 
     def plan(self, params: Any) -> Any:
         if not isinstance(params, dict):
@@ -154,6 +159,8 @@ class Methods:
         except PlannerError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)[:1000]) from None
         self.service.add_run(run, issue)
+        if self.publish is not None:
+            self.publish(("add_run", params["run"], params.get("issue")))
         return {"history_runs": len(self.service.history)}
 
     def health(self, params: Any) -> Any:
@@ -172,7 +179,18 @@ class Methods:
             await asyncio.to_thread(self.service.reload, path)
         except Exception as exc:
             raise RpcError(INTERNAL_ERROR, f"reload failed: {exc}", {"kept": True}) from None
+        if self.publish is not None:
+            self.publish(("reload", path))
         return self.service.info()
+
+    def apply(self, message: tuple[Any, ...]) -> None:
+        """A change another worker published (its relay thread calls this)."""
+        if message[0] == "add_run":
+            run = load(message[1], RunSummary, source="params.run")
+            issue = None if message[2] is None else load(message[2], Issue, source="params.issue")
+            self.service.add_run(run, issue)
+        elif message[0] == "reload":
+            self.service.reload(message[1])
 
 
 async def _call(methods: Methods, request: Any) -> dict[str, Any] | None:
@@ -199,10 +217,10 @@ async def _call(methods: Methods, request: Any) -> dict[str, Any] | None:
 
 
 def make_app(
-    service: PlannerService, *, max_body_bytes: int = MAX_BODY_BYTES
+    service: PlannerService | Methods, *, max_body_bytes: int = MAX_BODY_BYTES
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """The ASGI application serving ``service``."""
-    methods = Methods(service)
+    """The ASGI application serving ``service`` (or prepared methods)."""
+    methods = service if isinstance(service, Methods) else Methods(service)
 
     async def respond(send: Send, status: int, payload: Any) -> None:
         body = b"" if payload is None else _dumps(payload)
@@ -293,7 +311,7 @@ class Sidecar:
 
     def __init__(
         self,
-        service: PlannerService,
+        service: PlannerService | Methods,
         sock: socket.socket,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
@@ -325,3 +343,80 @@ class Sidecar:
 
     def stop(self) -> None:
         self.server.should_exit = True
+
+
+def _worker(
+    build: Callable[[], PlannerService],
+    sock: socket.socket,
+    conn: Any,
+    max_body_bytes: int,
+) -> None:
+    """One worker process: its own service, the shared socket, and a relay thread applying
+    what the other workers publish."""
+    import threading
+
+    methods = Methods(build(), publish=conn.send)
+
+    def relay() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                methods.apply(message)
+            except Exception:  # a change that failed here fails on its own worker too
+                continue
+
+    threading.Thread(target=relay, daemon=True, name="sidecar-relay").start()
+    Sidecar(methods, sock, max_body_bytes=max_body_bytes).run()
+
+
+def serve_workers(
+    build: Callable[[], PlannerService],
+    sock: socket.socket,
+    workers: int,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> None:
+    """Serve with ``workers`` processes on one socket (each builds its own service; the kernel
+    spreads connections over them). Runs added and bundles reloaded through one worker are
+    relayed to the others, within milliseconds. Returns when a worker exits or on SIGTERM or
+    SIGINT (the workers are stopped)."""
+    import multiprocessing
+    import multiprocessing.connection
+    import signal
+
+    context = multiprocessing.get_context("fork")
+    links, processes = [], []
+    for _ in range(workers):
+        mine, theirs = context.Pipe()
+        process = context.Process(
+            target=_worker, args=(build, sock, theirs, max_body_bytes), daemon=True
+        )
+        process.start()
+        links.append(mine)
+        processes.append(process)
+
+    def stop(*_: Any) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sentinels = {p.sentinel: p for p in processes}
+    while True:
+        ready = multiprocessing.connection.wait([*links, *sentinels])
+        for item in ready:
+            if item in sentinels:
+                stop()
+            link = item
+            try:
+                message = link.recv()  # type: ignore[union-attr]
+            except (EOFError, OSError):
+                stop()
+            for other in links:
+                if other is not link:
+                    other.send(message)

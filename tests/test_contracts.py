@@ -261,3 +261,17 @@ def test_planner_action_exposes_its_joint_action(fixture_json: Fixture) -> None:
 )
 def test_domain_follows_the_contract(job_type: str, tags: list[str] | None, domain: str) -> None:
     assert domain_of(job_type, tags) == domain
+
+
+def test_timestamps_are_right_across_second_boundaries() -> None:
+    from swarm_planner.core.recording import ms_from_rfc3339, rfc3339_from_ms
+
+    stamps = [1736155799999, 1736155800000, 1736155800250, 1736155799998, 0, 1736155800999]
+    texts = [rfc3339_from_ms(ms) for ms in stamps]
+    assert texts[:3] == [
+        "2025-01-06T09:29:59.999Z",
+        "2025-01-06T09:30:00.000Z",
+        "2025-01-06T09:30:00.250Z",
+    ]
+    assert texts[3] == "2025-01-06T09:29:59.998Z" and texts[4] == "1970-01-01T00:00:00.000Z"
+    assert [ms_from_rfc3339(t) for t in texts] == stamps

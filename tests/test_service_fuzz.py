@@ -16,6 +16,16 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_fuzz import (
+    FUZZ,
+    JSON_VALUES,
+    PATHS,
+    PYTHON_VALUES,
+    RECORD_PATHS,
+    TINY,
+    _replaced,
+    _set,
+)
 
 from swarm_planner import hookimpl
 from swarm_planner.core import plugins
@@ -27,16 +37,6 @@ from swarm_planner.core.errors import ContractError
 from swarm_planner.core.protocols import ActionDistribution
 from swarm_planner.kernel_integration.gate import REASONS
 from swarm_planner.kernel_integration.service import PlannerService
-from tests.test_fuzz import (
-    FUZZ,
-    JSON_VALUES,
-    PATHS,
-    PYTHON_VALUES,
-    RECORD_PATHS,
-    TINY,
-    _replaced,
-    _set,
-)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BUNDLE = FIXTURES / "tiny-bundle"

@@ -169,3 +169,50 @@ def test_serve_refuses_a_non_loopback_address_without_the_flag() -> None:
     )
     assert result.exit_code == 2
     assert "--allow-remote" in result.output
+
+
+def test_several_workers_share_added_runs_and_reloads(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    config = tmp_path / "kernel.yaml"
+    config.write_text(
+        f"planner: {{mode: enforce, model: {{type: onnx, path: {BUNDLE}}}, "
+        "inference: {confidence_threshold: 0}}\n"
+    )
+    code = "from swarm_planner.cli.app import main; main()"
+    args = ["serve", "--config", str(config), "--port", "0", "--workers", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        listening = json.loads(process.stderr.readline())
+        port = int(listening["listening"].rsplit(":", 1)[1].strip("/"))
+        run = INPUT["history"]["last_n_similar_runs"][0]
+        deadline = time.monotonic() + 30
+        added = None
+        while added is None and time.monotonic() < deadline:
+            try:
+                added = Client(port).call("add_run", {"run": run})
+            except OSError:
+                time.sleep(0.2)  # the workers are still loading
+        assert added is not None and added["result"] == {"history_runs": 1}
+        second = tmp_path / "second"
+        shutil.copytree(BUNDLE, second)
+        assert Client(port).call("reload", {"path": str(second)})["result"]["bundle"] == str(second)
+        seen: dict[int, tuple[int, str]] = {}
+        expected = (1, str(second))
+        while time.monotonic() < deadline and not (
+            len(seen) == 2 and set(seen.values()) == {expected}
+        ):  # relayed within milliseconds; the latest answer of each worker counts
+            info = Client(port).call("info")["result"]  # a new connection: any worker
+            seen[info["pid"]] = (info["history_runs"], info["bundle"])
+            time.sleep(0.05)
+        assert len(seen) == 2, "both workers answered"
+        assert set(seen.values()) == {expected}
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)

@@ -406,17 +406,20 @@ def serve_workers(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    sentinels = {p.sentinel: p for p in processes}
+    sentinels = {p.sentinel for p in processes}
+    by_id = {id(link): link for link in links}
     while True:
         ready = multiprocessing.connection.wait([*links, *sentinels])
         for item in ready:
-            if item in sentinels:
+            link = by_id.get(id(item))
+            if link is None:  # a worker exited: stop the others
                 stop()
-            link = item
+                continue
             try:
-                message = link.recv()  # type: ignore[union-attr]
+                message = link.recv()
             except (EOFError, OSError):
                 stop()
+                continue
             for other in links:
                 if other is not link:
                     other.send(message)

@@ -12,7 +12,12 @@ from swarm_planner.core.archives import read_root
 from swarm_planner.core.config import parse_config
 from swarm_planner.core.dataset import build_dataset, iter_dataset
 from swarm_planner.kernel_integration.loop import LoopSettings, run_world
-from swarm_planner.kernel_integration.offpolicy import estimate, read_logged, target_actions
+from swarm_planner.kernel_integration.offpolicy import (
+    LoggedSet,
+    estimate,
+    read_logged,
+    target_actions,
+)
 from swarm_planner.sim.world import World
 
 
@@ -75,7 +80,7 @@ def test_the_cli_prints_the_figures_by_phase(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def logged_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3,000 dispatches of the heuristic with safe exploration (epsilon 0.3)."""
+    """2,000 dispatches of the heuristic with safe exploration (epsilon 0.3)."""
     root = tmp_path_factory.mktemp("logged") / "root"
     config = parse_config(
         {
@@ -84,8 +89,13 @@ def logged_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "exploration": {"epsilon": 0.3, "seed": 1},
         }
     )
-    run_world(config, root, LoopSettings(issues=3000, seed=5, phases=("enforce",)))
+    run_world(config, root, LoopSettings(issues=2000, seed=5, phases=("enforce",)))
     return root
+
+
+@pytest.fixture(scope="module")
+def logged(logged_root: Path) -> LoggedSet:
+    return read_logged(logged_root)
 
 
 CANDIDATES = {
@@ -100,9 +110,8 @@ CANDIDATES = {
 
 
 @pytest.mark.parametrize("name", list(CANDIDATES))
-def test_the_estimate_covers_what_the_candidate_really_does(logged_root: Path, name: str) -> None:
-    logged = read_logged(logged_root)
-    assert len(logged.decisions) == 3000 and logged.skipped == {}
+def test_the_estimate_covers_what_the_candidate_really_does(logged: LoggedSet, name: str) -> None:
+    assert len(logged.decisions) == 2000 and logged.skipped == {}
     config = parse_config({"model": {"type": "heuristic", "options": CANDIDATES[name]}})
     targets = target_actions(logged.decisions, config)
     # The truth: the world run with the candidate's action on every logged dispatch.
@@ -126,8 +135,7 @@ def test_the_estimate_covers_what_the_candidate_really_does(logged_root: Path, n
         assert c.low <= true_cpp <= c.high, (estimator, c, true_cpp)
 
 
-def test_the_logged_outcomes_are_the_worlds(logged_root: Path) -> None:
-    logged = read_logged(logged_root)
+def test_the_logged_outcomes_are_the_worlds(logged: LoggedSet) -> None:
     world = World(0)
     replayed = [
         world.run_action(

@@ -174,3 +174,29 @@ def test_fine_tuning_on_bench_winners_starts_from_a_stage_a_bundle(
             TrainConfig(model="joint", max_epochs=1),
             init=stage_a.out,
         )
+
+
+def test_the_value_bundle_decides_through_the_service_and_the_loop(
+    value_bundle: Path, tmp_path: Path
+) -> None:
+    from swarm_planner.core.archives import read_root
+    from swarm_planner.core.config import parse_config
+    from swarm_planner.core.dataset import build_dataset
+    from swarm_planner.kernel_integration.loop import LoopSettings, run_world
+    from swarm_planner.kernel_integration.service import PlannerService, bundle_config
+
+    assert bundle_config(str(value_bundle))["model"]["type"] == "value"  # served by its own kind
+    config = parse_config(
+        {
+            "model": {"type": "value", "path": str(value_bundle)},
+            "inference": {"confidence_threshold": 0.0},
+        }
+    )
+    phases = run_world(config, tmp_path / "root", LoopSettings(issues=60, seed=4))
+    enforce = phases[1]
+    assert enforce.reasons.get("model", 0) > 0  # the value model decided, not only the fallback
+    assert "model_unavailable" not in enforce.reasons
+    assert len(read_root(tmp_path / "root").runs) == 120
+    assert build_dataset(tmp_path / "root", tmp_path / "dataset").meta["example_count"] == 120
+    service = PlannerService(parse_config({**config.to_json(), "mode": "enforce"}))
+    assert service.model is not None and service.model.name == "value"

@@ -56,10 +56,11 @@ def serve_cmd(
     plugins = _host()
     cfg = load_config(config, host=plugins)
 
+    # The history is read here, once, before any worker starts: a bad root is one error line,
+    # and forked workers share its pages.
+    history = None if history_root is None else LiveHistory.from_root(history_root, cfg.history)
+
     def build() -> PlannerService:
-        history = None
-        if history_root is not None:
-            history = LiveHistory.from_root(history_root, cfg.history)
         return PlannerService(cfg, host=plugins, history=history)
 
     sock = bind(host, port)

@@ -72,7 +72,9 @@ class InferenceConfig:
 
 @attrs.frozen
 class SafetyConfig:
-    """Hard caps applied to every decision; ``reductions_only`` never exceeds the baseline."""
+    """Hard caps on every plan the service executes in ``enforce`` mode, a fallback's too
+    (``off`` and ``log`` never change what the kernel runs); ``reductions_only`` never exceeds
+    the baseline."""
 
     max_candidates_cap: int = json_field(default=5, validator=positive)
     max_minutes_cap: int = json_field(default=120, validator=positive)

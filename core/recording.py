@@ -32,7 +32,8 @@ from swarm_planner.core.contracts import (
     budgets_of,
     dump,
 )
-from swarm_planner.core.documents import read_bytes, read_json_object
+from swarm_planner.core.documents import ReadLimits, read_bytes, read_json_object
+from swarm_planner.core.errors import ContractError
 from swarm_planner.core.validation import check_record
 
 _LAST_SECOND: tuple[int, str] = (-1, "")
@@ -183,10 +184,29 @@ def record_in_manifest(manifest_path: Path, record: ManifestPlannerRecord) -> No
     """Store ``record`` as ``manifest["planner"]``, keeping every other manifest key.
 
     The record is checked first (a ContractError, nothing written, for a record the archive
-    reader would refuse), and the manifest keeps its layout: indented if it was, compact if it
-    was not (a compact manifest near the reader's size limit must not double)."""
+    reader would refuse)."""
     check_record(record, ManifestPlannerRecord, source=f"{manifest_path}: planner")
+    write_planner_section(manifest_path, dump(record))
+
+
+def write_planner_section(manifest_path: Path, section: dict[str, Any]) -> None:
+    """Store ``section`` as ``manifest["planner"]``. The manifest keeps its other keys and its
+    layout (indented if it was, compact if it was not: a compact manifest near the reader's
+    size limit must not double), and a manifest the archive reader would not read (over its
+    size limit) is a ContractError with nothing written."""
     manifest = read_json_object(manifest_path)
-    manifest["planner"] = dump(record)
+    manifest["planner"] = section
     compact = b"\n " not in read_bytes(manifest_path)[:4096]
-    write_json_atomic(manifest_path, manifest, indent=None if compact else 2)
+    indent = None if compact else 2
+    separators = None if indent is not None else (",", ":")
+    size = len(json.dumps(manifest, indent=indent, separators=separators).encode("utf-8"))
+    limit = ReadLimits.from_env().max_bytes
+    if size > limit:  # the archive reader would ignore the whole manifest: write nothing
+        raise ContractError(
+            f"{manifest_path}: planner",
+            [
+                f"the manifest would be {size:,} bytes, over the {limit:,} the archive reader "
+                "reads (SWARM_PLANNER_MAX_FILE_BYTES); nothing was written"
+            ],
+        )
+    write_json_atomic(manifest_path, manifest, indent=indent)

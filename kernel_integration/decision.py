@@ -57,6 +57,19 @@ class Decision:
     def fallback(self) -> bool:
         return self.executed_plan.fallback_applied
 
+    def planner_section(self) -> dict[str, Any]:
+        """``manifest["planner"]``: the full record when the input was valid; else what ran
+        and why (no ``planner_input``), which the archive reader still reads as the run's
+        executed plan."""
+        if self.planner_input is not None:
+            data: dict[str, Any] = dump(self.manifest_record())
+            return data
+        return {
+            "planner_action": dump(self.planner_action),
+            "executed_plan": dump(self.executed_plan),
+            "timeout_seconds_override": self.timeout_seconds_override,
+        }
+
     def manifest_record(self) -> ManifestPlannerRecord:
         """``manifest["planner"]`` as kernels store it (needs the input the decision was for)."""
         if self.planner_input is None:
@@ -84,3 +97,15 @@ class Decision:
             "latency_us": round(self.latency_us, 1),
             "timeout_seconds_override": self.timeout_seconds_override,
         }
+
+
+@attrs.frozen
+class Recorded:
+    """What :meth:`PlannerService.record` did: never an exception into the kernel."""
+
+    section: dict[str, Any] | None
+    """What ``manifest["planner"]`` holds now (None: nothing was written)."""
+    manifest: dict[str, Any] | None = None
+    """The updated manifest, when a mapping was given."""
+    problem: str | None = None
+    """Why nothing was written (an unreadable manifest, a record over the reader's limit)."""

@@ -16,6 +16,7 @@ baseline's minutes), and reports each fallback with the field's reason code
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from swarm_planner.core.bundle import EXPORTED_SERVER, BundleError, serving_poli
 from swarm_planner.core.config import PlannerConfig, parse_config
 from swarm_planner.core.contracts import PlannerInput, dump, load
 from swarm_planner.core.errors import PlannerError
+from swarm_planner.core.recording import executed_plan_for
 from swarm_planner.kernel_integration.decision import Decision
 from swarm_planner.kernel_integration.service import PlannerService
 
@@ -47,7 +49,7 @@ _FIELD_KEYS = ("mode", "bundle_dir", "confidence_threshold", "enabled")
 
 def config_from_field(section: Mapping[str, Any] | None) -> PlannerConfig:
     """Our config from the field's ``planner:`` section (our own keys pass through)."""
-    section = dict(section or {})
+    section = copy.deepcopy(dict(section or {}))  # the caller's config is never changed
     ours: dict[str, Any] = {k: v for k, v in section.items() if k not in _FIELD_KEYS}
     mode = section.get("mode")
     if mode is None and section.get("enabled") is True:
@@ -59,7 +61,9 @@ def config_from_field(section: Mapping[str, Any] | None) -> PlannerConfig:
             kind = serving_policy(str(bundle))
         except (BundleError, OSError):
             kind = EXPORTED_SERVER  # unavailable: the service reports it, the baseline runs
-        ours.setdefault("model", {}).update({"path": str(bundle), "type": kind})
+        model = ours.setdefault("model", {})
+        model["path"] = str(bundle)
+        model.setdefault("type", kind)  # a type given next to bundle_dir is the caller's
     elif "model" not in ours:
         # The field's planner without a bundle has no model: the baseline runs, reported as
         # bundle_dir_missing (an empty path never loads).
@@ -73,11 +77,13 @@ def config_from_field(section: Mapping[str, Any] | None) -> PlannerConfig:
 
 
 def floor_bin(value: int | None, bins: tuple[Bin, ...]) -> Bin:
-    """The largest numeric bin at or below ``value`` (a cap must not round up); NA for none."""
+    """The largest numeric bin at or below ``value`` (a cap must not round up). NA when there
+    is no value, or when every bin is above it: then the kernel's own limit applies (for the
+    timeout, the cap itself), and :class:`FieldPlanner` refuses any decision above it."""
     if value is None:
         return NA
     below = [b for b in bins if b != NA and isinstance(b, int) and b <= value]
-    return max(below) if below else min((b for b in bins if b != NA), default=NA)
+    return max(below) if below else NA
 
 
 class FieldPlanner:
@@ -114,30 +120,83 @@ class FieldPlanner:
         """``{planner_input, planner_action, executed_plan, timeout_seconds_override}``: what
         the field's runner stores as ``manifest["planner"]``. Never raises."""
         try:
-            x = load(dict(planner_input), PlannerInput, source="planner_input")
+            try:
+                x: Any = load(dict(planner_input), PlannerInput, source="planner_input")
+                space, job = x.action_space, x.job_type
+            except (PlannerError, ValueError, TypeError):
+                x, space, job = planner_input, ActionSpace(), "code"  # the invalid-input fallback
             base = self.baseline(
-                x.action_space,
-                x.job_type,
-                baseline_swarm_id,
-                baseline_max_candidates,
-                timeout_cap_seconds,
+                space, job, baseline_swarm_id, baseline_max_candidates, timeout_cap_seconds
             )
-        except (PlannerError, ValueError, TypeError) as exc:
-            decision = self.service.decide(planner_input)  # the invalid-input fallback
-            return self._record(planner_input, decision, str(exc))
-        return self._record(planner_input, self.service.decide(x, base), None)
+            decision = self.service.decide(x, base)
+            return self._record(
+                planner_input, decision, base, baseline_max_candidates, timeout_cap_seconds
+            )
+        except Exception as exc:  # never into the kernel: the baseline as the kernel gave it
+            return {
+                "planner_input": planner_input,
+                "planner_action": None,
+                "executed_plan": dump(
+                    executed_plan_for(
+                        swarm_id=str(baseline_swarm_id),
+                        candidates=baseline_max_candidates,
+                        timeout_seconds=timeout_cap_seconds,
+                        iterations=None,
+                        fallback_applied=True,
+                        fallback_reason=f"inference_failed:{type(exc).__name__}: {exc}"[:500],
+                    )
+                ),
+                "timeout_seconds_override": None,
+            }
 
     def _record(
-        self, planner_input: Any, decision: Decision, problem: str | None
+        self,
+        planner_input: Any,
+        decision: Decision,
+        base: JointAction,
+        max_candidates: int | None,
+        cap_seconds: int | None,
     ) -> dict[str, Any]:
         plan = dump(decision.executed_plan)
-        if plan.get("fallback_applied"):
+        override = decision.timeout_seconds_override
+        too_long = (
+            cap_seconds is not None
+            and plan["timeout_seconds_executed"] is not None
+            and plan["timeout_seconds_executed"] > cap_seconds
+        )
+        too_many = (
+            max_candidates is not None
+            and plan["max_candidates_executed"] is not None
+            and plan["max_candidates_executed"] > max_candidates
+        )
+        if too_long or too_many or plan["swarm_id_executed"] != base.swarm_id:
+            # The field's rules are hard: what they refuse runs the baseline as the kernel gave
+            # it (its own timeout: the cap), with the field's reason.
+            reason = (
+                "swarm_mismatch"
+                if plan["swarm_id_executed"] != base.swarm_id
+                else "timeout_exceeds_cap"
+                if too_long
+                else "max_candidates_exceeds_cap"
+            )
+            plan = dump(
+                executed_plan_for(
+                    swarm_id=base.swarm_id,
+                    candidates=max_candidates,
+                    timeout_seconds=cap_seconds,
+                    iterations=None,
+                    fallback_applied=True,
+                    fallback_reason=reason,
+                )
+            )
+            override = None
+        elif plan.get("fallback_applied"):
             plan["fallback_reason"] = field_reason(decision, self.config)
         return {
             "planner_input": planner_input,
             "planner_action": dump(decision.planner_action),
             "executed_plan": plan,
-            "timeout_seconds_override": decision.timeout_seconds_override,
+            "timeout_seconds_override": override,
         }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 
 from swarm_planner.core.action_space import NA, ActionSpace, Bin, JointAction
 from swarm_planner.core.config import PlannerConfig
@@ -179,9 +180,22 @@ def swarm_allowed(config: PlannerConfig, baseline: JointAction | None, swarm_id:
 
 
 def distribution_problem(answer: Any) -> str | None:
-    """Why a policy's answer is not a usable distribution (None: it is)."""
+    """Why a policy's answer is not a usable distribution (None: it is). Checked again here,
+    not trusted from the constructor: a plugin may build one around its checks or change its
+    array afterwards."""
     if not isinstance(answer, ActionDistribution):
         return f"expected an ActionDistribution, got {type(answer).__name__}"
+    actions, probs = getattr(answer, "actions", None), getattr(answer, "probs", None)
+    if not isinstance(actions, tuple) or not actions:
+        return "its actions are not a non-empty tuple"
+    if any(type(a) is not JointAction for a in actions):
+        return "its actions are not all JointActions"
+    if not isinstance(probs, np.ndarray) or probs.shape != (len(actions),):
+        return f"{len(actions)} actions but probabilities of another shape"
+    with np.errstate(all="ignore"):
+        lowest, total = float(probs.min()), float(probs.sum())
+    if not (lowest >= 0.0 and math.isfinite(total) and abs(total - 1.0) <= 1.1e-5):
+        return f"probabilities are not a distribution (lowest {lowest}, sum {total})"
     return None
 
 

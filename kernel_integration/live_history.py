@@ -93,13 +93,15 @@ class LiveHistory:
         """Index a finished run; ``issue`` (its issue record) gives its keywords, else the
         keywords of an issue seen before under the same id. A run that is not a valid
         ``RunSummary`` is a ContractError here, before it can reach a decision."""
+        validation.check_record(run, RunSummary, source="run")  # a kernel may build it in code
+        if issue is not None:
+            validation.check_record(issue, Issue, source="issue")
         keywords: tuple[str, ...] = ()
         if issue is not None:
             keywords = self._share(issue_keywords(issue))
             self._keywords[issue.issue_id] = keywords
         elif run.issue_id is not None:
             keywords = self._keywords.get(run.issue_id, ())
-        validation.check_record(run, RunSummary, source="run")  # a kernel may build it in code
         interned = self._interned(run)
         validation.remember_valid(interned)  # made of checked parts: not walked per decision
         self.index.add(interned, keywords)

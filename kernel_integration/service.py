@@ -52,10 +52,10 @@ from swarm_planner.core.recording import (
     executed_plan_from_action,
     now_rfc3339,
     planner_action_for,
-    record_in_manifest,
+    write_planner_section,
 )
 from swarm_planner.kernel_integration import gate
-from swarm_planner.kernel_integration.decision import LOGGING_KEY, Branch, Decision
+from swarm_planner.kernel_integration.decision import LOGGING_KEY, Branch, Decision, Recorded
 from swarm_planner.kernel_integration.live_history import LiveHistory
 
 _SAFE_MEMO = 512
@@ -81,6 +81,54 @@ class LoadState:
     failures: int = 0
     retry_at: float = 0.0
     loads: int = 0
+
+
+_SAFEST = JointAction("serial_handoff", 1, NA, NA)
+"""One serial agent under the kernel's own limits: valid in every space with the default rules."""
+_MAX_BIN = 1_000_000
+
+
+def _plain_action(value: Any) -> bool:
+    """Whether ``value`` is a JointAction of plain values (a text swarm; bins NA or whole
+    numbers from 1 to a million), which records can be built from."""
+    if type(value) is not JointAction:
+        return False
+    swarm = value.swarm_id
+    if type(swarm) is not str or not swarm or len(swarm) > 200:
+        return False
+    return all(
+        b == NA or (type(b) is int and 1 <= b <= _MAX_BIN)
+        for b in (value.max_candidates_bin, value.max_minutes_bin, value.max_iterations_bin)
+    )
+
+
+def _usable_baseline(
+    baseline: Any, space: ActionSpace, job: str
+) -> tuple[JointAction | None, str | None]:
+    """The kernel's baseline as a valid action of the input's space (repaired to the nearest
+    valid one of its topology), or None with the reason it cannot be used."""
+    if baseline is None:
+        return None, None
+    if not _plain_action(baseline):
+        return None, f"baseline {baseline!r:.120}: not a plain action; the fallback's decision runs"
+    if space.is_valid(baseline, job):
+        return baseline, None
+    repaired = space.nearest_valid(baseline, job)
+    if repaired is None:
+        return None, (
+            f"baseline {baseline.text}: not an action of this space; the fallback's decision runs"
+        )
+    return repaired, None
+
+
+@attrs.define
+class _Known:
+    """What a decision had established when something failed (for the rescue)."""
+
+    x: PlannerInput | None = None
+    base: JointAction | None = None
+    note: str | None = None
+    """What was wrong with the kernel's baseline, if anything (shown when nothing else is)."""
 
 
 @attrs.frozen
@@ -124,12 +172,14 @@ class PlannerService:
         self.load_state = LoadState()
         self._model: LoadedModel | None = None
         self._load_lock = threading.Lock()
-        self._safe: dict[tuple[ActionSpace, str, JointAction], tuple[JointAction, ...]] = {}
+        self._safe: dict[tuple[ActionSpace, str, JointAction | None], tuple[JointAction, ...]] = {}
         self._clamps: dict[
-            tuple[JointAction, ActionSpace, str, JointAction], gate.Clamped | None
+            tuple[JointAction, ActionSpace, str, JointAction | None], gate.Clamped | None
         ] = {}
+        self._last_resort = self._emergency(None, "internal_error", None)
+        """Built once, so that even a failure to build records still answers."""
         if config.mode != "off":
-            self._load(force=True)
+            self._load()
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> PlannerService:
@@ -174,47 +224,56 @@ class PlannerService:
             ref = ModelRef(model.type, __version__)
         return LoadedModel(policy, model.type, ref, bundle_id, path)
 
-    def _load(self, *, force: bool = False, path: str | None = None) -> None:
-        """Load the model if it is due (first time, or the retry schedule says so)."""
+    def _load(self) -> None:
+        """Load the model if none is loaded and the retry schedule says it is due. A decision
+        never waits for a load another thread is doing (a reload): it goes on without it."""
         state = self.load_state
-        if not force and self.clock() < state.retry_at:
+        if self._model is not None or self.clock() < state.retry_at:
             return
+        if not self._load_lock.acquire(blocking=False):
+            return
+        try:
+            if self._model is None and self.clock() >= state.retry_at:
+                try:
+                    self._installed(self._build(self.config.model.path), None)
+                except Exception as exc:  # any plugin may fail to build: recorded, retried
+                    self._failed(exc)
+        finally:
+            self._load_lock.release()
+
+    def _failed(self, exc: Exception) -> None:
+        state = self.load_state
+        state.failures += 1
+        schedule = self.config.model.retry_seconds
+        state.retry_at = self.clock() + schedule[min(state.failures, len(schedule)) - 1]
+        state.error = f"{type(exc).__name__}: {exc}"
+
+    def _installed(self, loaded: LoadedModel, path: str | None) -> None:
+        self._model = loaded
+        state = self.load_state
+        state.error, state.failures, state.retry_at = None, 0, 0.0
+        state.loads += 1
+        if path is not None:
+            model = attrs.evolve(self.config.model, path=path)
+            self.config = attrs.evolve(self.config, model=model)
+
+    def reload(self, path: str | None = None) -> LoadedModel:
+        """Load ``path`` (default: the configured bundle) and switch to it once it loaded;
+        decisions in flight, and decisions made while it loads, use the model they found. A
+        bundle that does not load raises a BundleError here (the caller asked) and the
+        current model stays."""
+        target = self.config.model.path if path is None else path
         with self._load_lock:
-            if not force and (self._model is not None or self.clock() < state.retry_at):
-                return
-            target = path if path is not None else self.config.model.path
             try:
                 loaded = self._build(target)
-            except Exception as exc:  # any plugin may fail to build: recorded, retried
-                state.failures += 1
-                schedule = self.config.model.retry_seconds
-                state.retry_at = self.clock() + schedule[min(state.failures, len(schedule)) - 1]
-                state.error = f"{type(exc).__name__}: {exc}"
-                if path is None:
-                    self._model = None
-                raise_if_reload = path is not None
-                if raise_if_reload:
-                    raise
-                return
-            self._model = loaded
-            state.error, state.failures, state.retry_at = None, 0, 0.0
-            state.loads += 1
-            if path is not None:
-                self.config = attrs.evolve(
-                    self.config, model=attrs.evolve(self.config.model, path=path)
-                )
-
-    def reload(self, path: str | None = None) -> LoadedModel | None:
-        """Load ``path`` (default: the configured bundle) and switch to it once it loaded;
-        decisions in flight finish on the model they started with. A bundle that does not
-        load raises here (the caller asked) and the current model stays."""
-        if path is None:
-            self._load(force=True)
-            if self._model is None:
-                raise BundleError(self.load_state.error or "the model did not load")
-        else:
-            self._load(force=True, path=path)
-        return self._model
+            except Exception as exc:
+                if self._model is None:
+                    self._failed(exc)
+                raise BundleError(
+                    f"{target}: did not load ({type(exc).__name__}: {exc}); the current model stays"
+                ) from exc
+            self._installed(loaded, path)
+        return loaded
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -222,15 +281,14 @@ class PlannerService:
         """One decision for ``planner_input``; ``baseline`` is what the kernel would run
         without a planner (absent: the fallback plugin's decision). Never raises."""
         started = time.perf_counter()
+        known = _Known()
         try:
-            decision = self._decide(planner_input, baseline, started)
-        except Exception as exc:  # the last line: the kernel gets an answer whatever failed
-            decision = self._emergency(planner_input, baseline, exc)
-        # Set on the record just built, before anyone else holds it (a frozen record: an
-        # evolve would build it a second time on every decision).
-        object.__setattr__(decision, "latency_us", (time.perf_counter() - started) * 1e6)
-        self.counts[decision.reason] += 1
-        return decision
+            decision = self._decide(planner_input, baseline, known)
+        except (Exception, SystemExit) as exc:  # the last line: the kernel gets an answer
+            decision = self._rescue(baseline, known, exc)
+        if known.note is not None and decision.detail is None:
+            object.__setattr__(decision, "detail", known.note)  # the baseline's own problem
+        return self._finalized(decision, started)
 
     def decide_issue(
         self,
@@ -243,24 +301,47 @@ class PlannerService:
     ) -> Decision:
         """A decision from a bare issue: similar runs from the live history, the input built
         by the dataset builder's rule, then :meth:`decide`. Never raises."""
+        started = time.perf_counter()
         try:
             planner_input = self.history.input_for(
                 issue, job_type=job_type, system_state=system_state, now_ms=now_ms
             )
-        except Exception as exc:
-            return self._emergency(issue, baseline, exc)
+        except (Exception, SystemExit) as exc:
+            return self._finalized(self._rescue(baseline, _Known(), exc), started)
         return self.decide(planner_input, baseline)
 
-    def _decide(self, planner_input: Any, baseline: JointAction | None, started: float) -> Decision:
+    def _finalized(self, decision: Decision, started: float) -> Decision:
+        # Set on the record just built, before anyone else holds it (a frozen record: an
+        # evolve would build it a second time on every decision).
+        object.__setattr__(decision, "latency_us", (time.perf_counter() - started) * 1e6)
+        self.counts[decision.reason] += 1
+        return decision
+
+    def _rescue(self, baseline: Any, known: _Known, exc: BaseException) -> Decision:
+        """An unexpected error: the baseline, recorded with the input when it was valid."""
+        detail = f"{type(exc).__name__}: {exc}"
+        try:
+            if known.x is not None and known.base is not None:
+                return self._fallback_decision(known.x, known.base, "internal_error", detail)
+        except (Exception, SystemExit):
+            pass
+        try:
+            return self._emergency(baseline, "internal_error", detail)
+        except (Exception, SystemExit):
+            return attrs.evolve(self._last_resort, detail=detail[:2000])
+
+    def _decide(self, planner_input: Any, baseline: Any, known: _Known) -> Decision:
         config = self.config
         try:
             x = check_input(planner_input)
         except PlannerError as exc:
-            return self._fallback_decision(None, baseline, "invalid_input", str(exc))
+            return self._emergency(baseline, "invalid_input", str(exc))
+        known.x = x
         space, job = x.action_space, x.job_type
-        if baseline is not None and not space.is_valid(baseline, job):
-            baseline = space.nearest_valid(baseline, job) or baseline
-        base, base_detail = self._baseline(x, baseline)
+        given, base_problem = _usable_baseline(baseline, space, job)
+        base, base_detail = self._baseline(x, given)
+        base_detail = base_problem or base_detail
+        known.base, known.note = base, base_detail
         if config.mode == "off":
             return self._plain(x, base, "off", "mode_off", base_detail)
         self._load()
@@ -373,7 +454,9 @@ class PlannerService:
             problem = f"the fallback failed: {type(exc).__name__}: {exc}"
         return conservative_action(x), problem
 
-    def _safe_set(self, space: ActionSpace, job: str, base: JointAction) -> tuple[JointAction, ...]:
+    def _safe_set(
+        self, space: ActionSpace, job: str, base: JointAction | None
+    ) -> tuple[JointAction, ...]:
         key = (space, job, base)
         safe = self._safe.get(key)
         if safe is None:
@@ -388,7 +471,7 @@ class PlannerService:
         safe: tuple[JointAction, ...],
         space: ActionSpace,
         job: str,
-        base: JointAction,
+        base: JointAction | None,
     ) -> gate.Clamped | None:
         key = (choice, space, job, base)
         if key in self._clamps:
@@ -488,28 +571,42 @@ class PlannerService:
     def _plain(
         self, x: PlannerInput, base: JointAction, branch: Branch, reason: str, detail: str | None
     ) -> Decision:
+        run, clamps = self._capped(x, base) if branch == "fallback" else (base, ())
         answered = planner_action_for(
             base,
-            probs={LOGGING_KEY: {base.text: 1.0}},
+            probs={LOGGING_KEY: {run.text: 1.0}},
             reason=gate.REASONS[reason],
             model=ModelRef(f"fallback:{self.config.model.fallback}"),
             input_hash=x.input_hash(),
         )
         plan = executed_plan_from_action(
-            base, fallback_applied=branch != "model", fallback_reason=reason
+            run, fallback_applied=branch != "model", fallback_reason=reason
         )
         return Decision(
             planner_action=answered,
             executed_plan=plan,
-            executed=base,
+            executed=run,
             branch=branch,
             reason=reason,
             mode=self.config.mode,
             detail=detail,
+            clamps=clamps,
             model=f"fallback:{self.config.model.fallback}",
-            timeout_seconds_override=override_seconds(base),
+            timeout_seconds_override=override_seconds(run),
             planner_input=x,
         )
+
+    def _capped(self, x: PlannerInput, base: JointAction) -> tuple[JointAction, tuple[str, ...]]:
+        """In enforce mode the safety caps (and ``force_swarm``) bound what a fallback runs
+        too; ``off`` and ``log`` never change what the kernel runs. When nothing within the
+        caps is valid, the baseline runs as it is (noted in ``clamps``)."""
+        if self.config.mode != "enforce":
+            return base, ()
+        safe = self._safe_set(x.action_space, x.job_type, None)
+        clamped = self._clamp(base, safe, x.action_space, x.job_type, None)
+        if clamped is None:
+            return base, ("no_action_within_the_caps",)
+        return clamped.action, clamped.clamps
 
     def _fallback_decision(
         self,
@@ -521,33 +618,19 @@ class PlannerService:
         model: LoadedModel | None = None,
         answered: _Answer | None = None,
     ) -> Decision:
-        if x is None:
-            return self._emergency(None, base, None, reason=reason, detail=detail)
-        assert base is not None
+        if x is None or base is None:
+            return self._emergency(base, reason, detail)
         if answered is None:
             return self._plain(x, base, "fallback", reason, detail)
+        run, clamps = self._capped(x, base)
         return self._finish(
-            x, answered, base, base, "fallback", reason, detail, 1.0, (), model, {base.text: 1.0}
+            x, answered, run, base, "fallback", reason, detail, 1.0, clamps, model, {run.text: 1.0}
         )
 
-    def _emergency(
-        self,
-        planner_input: Any,
-        baseline: JointAction | None,
-        exc: BaseException | None,
-        *,
-        reason: str = "internal_error",
-        detail: str | None = None,
-    ) -> Decision:
-        """A decision without a usable input: the baseline, else the most conservative
-        action of the default space. Builds only records that cannot fail."""
-        if exc is not None:
-            detail = f"{type(exc).__name__}: {exc}"
-        action = baseline if isinstance(baseline, JointAction) else None
-        if action is None:
-            action = ActionSpace().check(
-                JointAction("serial_handoff", 1, NA, NA), "code"
-            )  # valid in the default space
+    def _emergency(self, baseline: Any, reason: str, detail: str | None) -> Decision:
+        """A decision without a usable input: the kernel's baseline when it is a plain
+        action, else one serial agent under the kernel's own limits. Records that cannot fail."""
+        action = baseline if _plain_action(baseline) else _SAFEST
         plan = executed_plan_from_action(action, fallback_applied=True, fallback_reason=reason)
         answered = planner_action_for(
             action, reason=gate.REASONS.get(reason, reason), model=ModelRef("emergency")
@@ -567,19 +650,23 @@ class PlannerService:
 
     # -- recording and reporting --------------------------------------------------------------
 
-    def record(self, manifest: Path | str | dict[str, Any], decision: Decision) -> dict[str, Any]:
+    def record(self, manifest: Path | str | Mapping[str, Any], decision: Decision) -> Recorded:
         """Write the decision into a manifest as kernels store it: ``manifest["planner"] =
-        {planner_input, planner_action, executed_plan, timeout_seconds_override}``. A path is
-        updated in place (atomically); a dict is updated and returned."""
-        from swarm_planner.core.contracts import dump
-
-        record = decision.manifest_record()
-        if isinstance(manifest, Mapping):
-            out = dict(manifest)
-            out["planner"] = dump(record)
-            return out
-        record_in_manifest(Path(manifest), record)
-        return {"planner": dump(record)}
+        {planner_input, planner_action, executed_plan, timeout_seconds_override}`` (without
+        ``planner_input`` for a decision on an invalid input). A path is updated in place
+        (atomically); a mapping is copied and returned updated. Never raises: a manifest that
+        cannot be read or written, or a record the archive reader would refuse, is reported
+        in ``problem`` with nothing written."""
+        try:
+            section = decision.planner_section()
+            if isinstance(manifest, Mapping):
+                out = dict(manifest)
+                out["planner"] = section
+                return Recorded(section, out)
+            write_planner_section(Path(manifest), section)
+            return Recorded(section)
+        except (Exception, SystemExit) as exc:
+            return Recorded(None, problem=f"{type(exc).__name__}: {exc}"[:2000])
 
     def add_run(self, run: RunSummary, issue: Issue | None = None) -> None:
         """A run that just finished: indexed for the next decisions (no rescan)."""

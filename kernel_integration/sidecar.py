@@ -80,7 +80,13 @@ def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[s
     return {"jsonrpc": "2.0", "error": error, "id": request_id}
 
 
+_MAX_BIN = 1_000_000
+_YEAR_10000_MS = 253_402_300_800_000
+
+
 def _baseline(value: Any) -> JointAction | None:
+    """``params.baseline`` as ``"SWARM|C|M|I"`` or ``[swarm, c, m, i]`` (bins whole numbers from
+    1 to a million, or NA); anything else is an invalid-params error."""
     if value is None:
         return None
     try:
@@ -88,10 +94,21 @@ def _baseline(value: Any) -> JointAction | None:
             parts = value.split("|")
             if len(parts) != 4:
                 raise ValueError("expected SWARM|CANDIDATES|MINUTES|ITERATIONS")
-            value = [parts[0], *(p if p == "NA" else int(p) for p in parts[1:])]
-        return JointAction.from_list(value)
+            bins = [
+                p if p == "NA" else int(p) if p.isascii() and p.isdigit() else p for p in parts[1:]
+            ]
+            value = [parts[0], *bins]
+        action = JointAction.from_list(value)
     except (ValueError, TypeError) as exc:
         raise RpcError(INVALID_PARAMS, f"params.baseline: {exc}") from None
+    for b in (action.max_candidates_bin, action.max_minutes_bin, action.max_iterations_bin):
+        if b != "NA" and not (type(b) is int and 1 <= b <= _MAX_BIN):
+            raise RpcError(
+                INVALID_PARAMS, f"params.baseline: {b!r:.40} is not NA or a whole number 1..1000000"
+            )
+    if len(action.swarm_id) > 200:
+        raise RpcError(INVALID_PARAMS, "params.baseline: the swarm id is over 200 characters")
+    return action
 
 
 class Methods:
@@ -131,8 +148,10 @@ class Methods:
         job_type, now_ms = params.get("job_type"), params.get("now_ms")
         if not isinstance(job_type, str):
             raise RpcError(INVALID_PARAMS, "params.job_type: expected a string")
-        if now_ms is not None and (type(now_ms) is not int or now_ms < 0):
-            raise RpcError(INVALID_PARAMS, "params.now_ms: expected epoch milliseconds")
+        if now_ms is not None and (type(now_ms) is not int or not 0 <= now_ms < _YEAR_10000_MS):
+            raise RpcError(
+                INVALID_PARAMS, "params.now_ms: expected epoch milliseconds before 10000"
+            )
         try:
             issue = load(params.get("issue"), Issue, source="params.issue")
             state = params.get("system_state")
@@ -193,27 +212,50 @@ class Methods:
             self.service.reload(message[1])
 
 
+def _valid_id(value: Any) -> bool:
+    return value is None or type(value) in (str, int, float)
+
+
 async def _call(methods: Methods, request: Any) -> dict[str, Any] | None:
+    """One request's answer; None for a notification (a request without an id), which is
+    never answered, not even with an error."""
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
         return _error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
+    notification = "id" not in request
     request_id = request.get("id")
+    if not _valid_id(request_id):
+        return _error(None, INVALID_REQUEST, "id: expected a string, a number or null")
     method = request.get("method")
     if not isinstance(method, str):
         return _error(request_id, INVALID_REQUEST, "method: expected a string")
+    params = request.get("params")
+    if params is not None and not isinstance(params, (dict, list)):
+        return _error(request_id, INVALID_REQUEST, "params: expected an object or an array")
     handler = getattr(methods, method, None) if method in METHODS else None
     if handler is None:
-        return _error(request_id, METHOD_NOT_FOUND, f"no method {method[:80]!r}")
+        answer = _error(request_id, METHOD_NOT_FOUND, f"no method {method[:80]!r}")
+    else:
+        try:
+            result = handler(params)
+            if asyncio.iscoroutine(result):
+                result = await result
+            answer = {"jsonrpc": "2.0", "result": result, "id": request_id}
+        except RpcError as exc:
+            answer = _error(request_id, exc.code, exc.message, exc.data)
+        except Exception as exc:  # the server keeps serving
+            answer = _error(request_id, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])
+    return None if notification else answer
+
+
+def _encoded(answer: dict[str, Any]) -> bytes:
+    """One answer as JSON; one that cannot be encoded becomes an internal error of its own
+    (a batch keeps its other answers)."""
     try:
-        result = handler(request.get("params"))
-        if asyncio.iscoroutine(result):
-            result = await result
-    except RpcError as exc:
-        return _error(request_id, exc.code, exc.message, exc.data)
-    except Exception as exc:  # the server keeps serving
-        return _error(request_id, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])
-    if "id" not in request:
-        return None  # a notification
-    return {"jsonrpc": "2.0", "result": result, "id": request_id}
+        return _dumps(answer)
+    except (TypeError, ValueError, OverflowError) as exc:
+        return _dumps(
+            _error(answer.get("id"), INTERNAL_ERROR, f"the answer is not JSON: {exc}"[:300])
+        )
 
 
 def make_app(
@@ -223,7 +265,12 @@ def make_app(
     methods = service if isinstance(service, Methods) else Methods(service)
 
     async def respond(send: Send, status: int, payload: Any) -> None:
-        body = b"" if payload is None else _dumps(payload)
+        if payload is None:
+            body = b""
+        elif isinstance(payload, list):
+            body = b"[" + b",".join(_encoded(a) for a in payload) + b"]"
+        else:
+            body = _encoded(payload)
         await send(
             {
                 "type": "http.response.start",
@@ -398,11 +445,11 @@ def serve_workers(
         links.append(mine)
         processes.append(process)
 
-    def stop(*_: Any) -> None:
+    def stop(*_: Any, code: int = 0) -> None:
         for process in processes:
             if process.is_alive():
                 process.terminate()
-        raise SystemExit(0)
+        raise SystemExit(code)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -412,13 +459,13 @@ def serve_workers(
         ready = multiprocessing.connection.wait([*links, *sentinels])
         for item in ready:
             link = by_id.get(id(item))
-            if link is None:  # a worker exited: stop the others
-                stop()
+            if link is None:  # a worker exited: stop the others, and say so
+                stop(code=1)
                 continue
             try:
                 message = link.recv()
             except (EOFError, OSError):
-                stop()
+                stop(code=1)
                 continue
             for other in links:
                 if other is not link:

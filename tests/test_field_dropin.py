@@ -74,5 +74,36 @@ def test_a_broken_input_still_gets_a_record() -> None:
 
 def test_a_cap_never_rounds_up() -> None:
     assert floor_bin(100, (15, 30, 60, 120, "NA")) == 60
-    assert floor_bin(5, (15, 30, "NA")) == 15  # below every bin: the smallest
+    assert floor_bin(5, (15, 30, "NA")) == "NA"  # below every bin: the kernel's own limit
     assert floor_bin(None, (15, "NA")) == "NA"
+
+
+def test_a_cap_below_every_minutes_bin_is_never_exceeded() -> None:
+    planner = FieldPlanner(
+        {"mode": "enforce", "bundle_dir": str(BUNDLE), "confidence_threshold": 0}
+    )
+    for cap in (30, 600):
+        for swarm, candidates in (("serial_handoff", 1), ("speculate_vote", 3)):
+            plan = planner.plan(INPUT, swarm, candidates, cap)["executed_plan"]
+            assert plan["timeout_seconds_executed"] in (None, cap) or (
+                plan["timeout_seconds_executed"] <= cap
+            ), (cap, swarm, plan)
+            assert plan["swarm_id_executed"] == swarm
+
+
+def test_an_invalid_input_runs_the_kernels_baseline() -> None:
+    plan = FieldPlanner({"mode": "enforce"}).plan({"bad": 1}, "speculate_vote", 3, 3600)
+    executed = plan["executed_plan"]
+    assert executed["swarm_id_executed"] == "speculate_vote"
+    assert executed["max_candidates_executed"] == 3 and executed["fallback_applied"]
+
+
+def test_the_callers_config_is_left_as_it_was() -> None:
+    section = {"mode": "enforce", "bundle_dir": str(BUNDLE), "safety": {"max_minutes_cap": 60}}
+    before = json.dumps(section, sort_keys=True)
+    FieldPlanner(section)
+    assert json.dumps(section, sort_keys=True) == before
+    mine = config_from_field(
+        {"mode": "enforce", "bundle_dir": str(BUNDLE), "model": {"type": "mlp"}}
+    )
+    assert mine.model.type == "mlp"  # our key next to the field's is kept

@@ -422,7 +422,9 @@ def test_a_decision_into_a_manifest_mapping_keeps_its_other_keys(
     host: plugins.PluginHost, x: PlannerInput
 ) -> None:
     svc = service(host, scripted("spec2", choose(SPEC2)))
-    out = svc.record({"workcell_id": "wc-9", "toolchain": "codex"}, svc.decide(x, SPEC2))
+    result = svc.record({"workcell_id": "wc-9", "toolchain": "codex"}, svc.decide(x, SPEC2))
+    out = result.manifest
+    assert out is not None and result.problem is None
     assert out["workcell_id"] == "wc-9" and out["toolchain"] == "codex"
     assert out["planner"]["executed_plan"]["swarm_id_executed"] == "speculate_vote"
 
@@ -472,3 +474,133 @@ def test_a_space_without_numeric_minutes_still_has_a_safe_action(
     decision = service(host, scripted("h", lambda y: HeuristicRules().predict(y))).decide(only_na)
     assert decision.branch in ("model", "fallback")
     assert decision.executed in space.valid_actions("code")
+
+
+def _archive(tmp_path: Path) -> Path:
+    run = tmp_path / "wc-1"
+    run.mkdir()
+    (run / "manifest.json").write_text(
+        json.dumps({"workcell_id": "wc-1", "job_type": "code", "issue": {"id": "I-1"}})
+    )
+    (run / "proof.json").write_text(
+        json.dumps(
+            {
+                "workcell_id": "wc-1",
+                "status": "failed",
+                "metadata": {"started_at": "2025-03-01T10:00:00Z", "duration_ms": 1000},
+                "verification": {"all_passed": False, "gates": {}},
+            }
+        )
+    )
+    return run
+
+
+def test_a_decision_on_an_invalid_input_is_recorded_without_it(
+    host: plugins.PluginHost, tmp_path: Path
+) -> None:
+    run = _archive(tmp_path)
+    svc = service(host, scripted("spec2", choose(SPEC2)))
+    decision = svc.decide({"garbage": True}, SERIAL)
+    result = svc.record(run / "manifest.json", decision)
+    assert result.problem is None and result.section is not None
+    assert "planner_input" not in result.section
+    archived = read_run(run)
+    assert archived.action_source == "executed_plan"
+    assert archived.summary.action_executed.swarm_id == "serial_handoff"
+
+
+def test_a_record_the_archive_reader_would_refuse_is_not_written(
+    host: plugins.PluginHost, x: PlannerInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _archive(tmp_path)
+    before = (run / "manifest.json").read_text()
+    monkeypatch.setenv("SWARM_PLANNER_MAX_FILE_BYTES", "2000")  # the reader's limit
+    svc = service(host, scripted("spec2", choose(SPEC2)))
+    result = svc.record(run / "manifest.json", svc.decide(x, SPEC2))
+    assert result.section is None and result.problem is not None
+    assert "over the 2,000 the archive reader reads" in result.problem
+    assert (run / "manifest.json").read_text() == before
+    missing = svc.record(tmp_path / "nowhere" / "manifest.json", svc.decide(x, SPEC2))
+    assert missing.section is None and missing.problem is not None
+
+
+def test_the_caps_bound_a_fallback_in_enforce_mode_but_not_in_log(
+    host: plugins.PluginHost, x: PlannerInput
+) -> None:
+    baseline = JointAction("speculate_vote", 3, NA, NA)
+    caps = {"max_candidates_cap": 2, "max_minutes_cap": 30}
+    unsure = scripted("unsure", choose(SPEC2, p=0.2))
+    enforced = service(host, unsure, safety=caps).decide(x, baseline)
+    assert enforced.reason == "low_confidence"
+    assert enforced.executed == JointAction("speculate_vote", 2, 30, NA)
+    assert set(enforced.clamps) == {"max_candidates_cap", "max_minutes_cap"}
+    shadow = service(host, unsure, safety=caps, mode="log").decide(x, baseline)
+    assert shadow.executed == baseline
+
+
+def test_a_baseline_that_is_not_a_plain_action_is_replaced_by_the_fallbacks(
+    host: plugins.PluginHost, x: PlannerInput
+) -> None:
+    svc = service(host, scripted("unsure", choose(SPEC2, p=0.2)))
+    for odd in (
+        JointAction("speculate_vote", 2, None, None),  # type: ignore[arg-type]
+        JointAction("speculate_vote", [2], 60, NA),  # type: ignore[arg-type]
+        JointAction("nosuch_swarm", 2, 60, NA),
+        "speculate_vote|2|60|NA",
+    ):
+        decision = svc.decide(x, odd)  # type: ignore[arg-type]
+        assert decision.planner_input is not None
+        assert decision.executed in x.action_space.valid_actions(x.job_type)
+    assert svc.decide({"bad": 1}, JointAction("s", 2, None, None)).executed.swarm_id == (  # type: ignore[arg-type]
+        "serial_handoff"
+    )
+
+
+def test_a_reload_that_fails_keeps_the_model(x: PlannerInput, tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, copy)
+    config = parse_config(
+        {
+            "mode": "enforce",
+            "model": {"type": "onnx", "path": str(copy)},
+            "inference": {"confidence_threshold": 0},
+        }
+    )
+    svc = PlannerService(config)
+    loaded = svc.model
+    with (copy / "config.json").open("ab") as handle:
+        handle.write(b" ")
+    with pytest.raises(Exception, match="the current model stays"):
+        svc.reload()
+    assert svc.model is loaded and svc.decide(x).reason != "model_unavailable"
+
+
+def test_a_decision_does_not_wait_for_a_reload(
+    x: PlannerInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    config = parse_config(
+        {
+            "mode": "enforce",
+            "model": {"type": "onnx", "path": str(BUNDLE)},
+            "inference": {"confidence_threshold": 0},
+        }
+    )
+    svc = PlannerService(config)
+    build = svc._build
+    started = threading.Event()
+
+    def slow_build(path: Any) -> Any:
+        started.set()
+        time.sleep(1.5)
+        return build(path)
+
+    monkeypatch.setattr(svc, "_build", slow_build)
+    thread = threading.Thread(target=svc.reload)
+    thread.start()
+    started.wait(5)
+    t0 = time.perf_counter()
+    decision = svc.decide(x)
+    assert time.perf_counter() - t0 < 0.5 and decision.reason == "model"
+    thread.join()

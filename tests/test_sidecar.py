@@ -216,3 +216,40 @@ def test_several_workers_share_added_runs_and_reloads(tmp_path: Path) -> None:
     finally:
         os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def test_notifications_are_never_answered_and_ids_and_params_are_checked(
+    sidecar: tuple[Client, PlannerService, Path],
+) -> None:
+    client, _, _ = sidecar
+    assert client.post(b'{"jsonrpc": "2.0", "method": "nosuch"}') == (204, None)
+    assert client.post(b'[{"jsonrpc": "2.0", "method": "health"}]') == (200, None)
+    odd_id = client.post(b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "health"}')[1]
+    assert odd_id["error"]["code"] == -32600
+    text_params = client.post(b'{"jsonrpc": "2.0", "id": 1, "method": "health", "params": "x"}')
+    assert text_params[1]["error"]["code"] == -32600
+
+
+def test_a_baseline_out_of_bounds_is_invalid_params_and_one_outside_the_space_is_replaced(
+    sidecar: tuple[Client, PlannerService, Path],
+) -> None:
+    client, _, _ = sidecar
+    huge = "speculate_vote|99999999999999999999999|60|NA"
+    assert client.call("plan", {"planner_input": INPUT, "baseline": huge})["error"]["code"] == (
+        -32602
+    )
+    answer = client.call("plan", {"planner_input": INPUT, "baseline": "bogus|1|60|NA"})["result"]
+    assert not answer["executed_action"].startswith("bogus")
+    assert "not an action of this space" in (answer["detail"] or "")
+    batch = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "plan",
+            "params": {"planner_input": INPUT, "baseline": huge},
+        },
+        {"jsonrpc": "2.0", "id": 2, "method": "health"},
+    ]
+    status, answers = client.post(json.dumps(batch).encode())
+    assert status == 200 and [a["id"] for a in answers] == [1, 2]
+    assert "result" in answers[1]

@@ -387,21 +387,7 @@ def test_a_recorded_decision_is_read_back_by_the_archive_reader(
     baseline = JointAction("speculate_vote", 3, 120, NA)
     svc = service(host, scripted("spec3", choose(SPEC3_120)), safety={"max_candidates_cap": 2})
     decision = svc.decide(x, baseline)
-    run = tmp_path / "wc-1"
-    run.mkdir()
-    (run / "manifest.json").write_text(
-        json.dumps({"workcell_id": "wc-1", "job_type": "code", "issue": {"id": "I-1"}})
-    )
-    (run / "proof.json").write_text(
-        json.dumps(
-            {
-                "workcell_id": "wc-1",
-                "status": "success",
-                "metadata": {"started_at": "2025-03-01T10:00:00Z", "duration_ms": 1000},
-                "verification": {"all_passed": True, "gates": {}},
-            }
-        )
-    )
+    run = _archive(tmp_path, passed=True)
     svc.record(run / "manifest.json", decision)
     archived = read_run(run)
     assert archived.action_source == "executed_plan"
@@ -476,7 +462,8 @@ def test_a_space_without_numeric_minutes_still_has_a_safe_action(
     assert decision.executed in space.valid_actions("code")
 
 
-def _archive(tmp_path: Path) -> Path:
+def _archive(tmp_path: Path, *, passed: bool = False) -> Path:
+    """One archived run without a planner record (manifest and proof)."""
     run = tmp_path / "wc-1"
     run.mkdir()
     (run / "manifest.json").write_text(
@@ -486,9 +473,9 @@ def _archive(tmp_path: Path) -> Path:
         json.dumps(
             {
                 "workcell_id": "wc-1",
-                "status": "failed",
+                "status": "success" if passed else "failed",
                 "metadata": {"started_at": "2025-03-01T10:00:00Z", "duration_ms": 1000},
-                "verification": {"all_passed": False, "gates": {}},
+                "verification": {"all_passed": passed, "gates": {}},
             }
         )
     )

@@ -165,14 +165,19 @@ class PlannerConfig:
         return data
 
 
+def takes_path(config: PlannerConfig, host: PluginHost | None = None) -> bool:
+    """Whether the configured policy is served from a bundle (its options have a ``path``);
+    ``model.path`` means nothing to one that is not (the ``heuristic`` rule table)."""
+    entry = (host or get_host()).entry("policy", config.model.type)
+    return entry.options is not None and "path" in attrs.fields_dict(entry.options)
+
+
 def policy_options(config: PlannerConfig, host: PluginHost | None = None) -> dict[str, Any]:
     """``model.options``, with ``path`` taken from ``model.path`` when the policy has a ``path``
     option and the options do not set it (so ``{path: DIR, type: onnx}`` is all a kernel writes)."""
     host = host or get_host()
     options = dict(config.model.options)
-    entry = host.entry("policy", config.model.type)
-    takes_path = entry.options is not None and "path" in attrs.fields_dict(entry.options)
-    if takes_path and "path" not in options and config.model.path is not None:
+    if takes_path(config, host) and "path" not in options and config.model.path is not None:
         options["path"] = config.model.path
     return options
 

@@ -36,7 +36,7 @@ from swarm_planner.core.bundle import (
     open_bundle,
     serving_policy,
 )
-from swarm_planner.core.config import PlannerConfig, load_config, policy_options
+from swarm_planner.core.config import PlannerConfig, load_config, policy_options, takes_path
 from swarm_planner.core.contracts import (
     Issue,
     ModelRef,
@@ -198,6 +198,8 @@ class PlannerService:
         config = attrs.evolve(self.config, model=attrs.evolve(model, path=path))
         ref: ModelRef | None = None
         bundle_id = None
+        if not takes_path(config, self.host):
+            path = None  # a policy without a bundle (the rule table): model.path means nothing
         if path == "":
             raise BundleError("no bundle: planner.model.path is empty")
         if path is not None:

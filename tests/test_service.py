@@ -591,3 +591,11 @@ def test_a_decision_does_not_wait_for_a_reload(
     decision = svc.decide(x)
     assert time.perf_counter() - t0 < 0.5 and decision.reason == "model"
     thread.join()
+
+
+def test_a_policy_without_a_bundle_ignores_model_path(x: PlannerInput) -> None:
+    config = parse_config(
+        {"mode": "enforce", "model": {"type": "heuristic", "path": "/no/such/bundle"}}
+    )
+    decision = PlannerService(config).decide(x)
+    assert decision.reason == "model" and decision.model == "heuristic"

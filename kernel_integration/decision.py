@@ -53,10 +53,6 @@ class Decision:
     timeout_seconds_override: int | None = None
     planner_input: PlannerInput | None = attrs.field(default=None, repr=False)
 
-    @property
-    def fallback(self) -> bool:
-        return self.executed_plan.fallback_applied
-
     def planner_section(self) -> dict[str, Any]:
         """``manifest["planner"]``: the full record when the input was valid; else what ran
         and why (no ``planner_input``), which the archive reader still reads as the run's

@@ -10,6 +10,8 @@ import typer
 
 from swarm_planner.cli import checks
 from swarm_planner.cli.app import _host, app
+from swarm_planner.core.bench.backends import BACKENDS
+from swarm_planner.core.bench.records import BUDGET_MODES, ON_BUDGET
 
 
 def _kind_options(assignments: list[str], option: str) -> dict[str, Any]:
@@ -34,6 +36,29 @@ def _issues(value: str | None) -> tuple[Path | None, int | None]:
             f"{value!r} is neither a number of issues nor a file", param_hint="--issues"
         )
     return path, None
+
+
+def _resources(value: str | None) -> dict[str, float] | None:
+    """``--resources``: a JSON object of resource names to positive amounts."""
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON ({exc.msg})", param_hint="--resources") from None
+    if not isinstance(data, dict) or not data:
+        raise typer.BadParameter(
+            'expected an object of names to amounts, e.g. {"agent_slot": 1}',
+            param_hint="--resources",
+        )
+    out = {}
+    for name, amount in data.items():
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not amount > 0:
+            raise typer.BadParameter(
+                f"{name!r}: {amount!r} is not a positive number", param_hint="--resources"
+            )
+        out[str(name)] = float(amount)
+    return out
 
 
 @app.command("bench")
@@ -103,6 +128,34 @@ def bench_cmd(
         "--keep-failed-winners/--no-failed-winners",
         help="Name a winner when no candidate passed.",
     ),
+    budget_mode: str | None = typer.Option(
+        None,
+        "--budget-mode",
+        callback=lambda v: v if v is None else checks.choice(*BUDGET_MODES)(v),
+        help="reserve (worst case fits; config default) or spend (start while spent < budget).",
+    ),
+    on_budget: str | None = typer.Option(
+        None,
+        "--on-budget",
+        callback=lambda v: v if v is None else checks.choice(*ON_BUDGET)(v),
+        help="spend mode: running candidates finish or are killed when the budget is reached.",
+    ),
+    backend: str = typer.Option(
+        "local",
+        "--backend",
+        callback=checks.choice(*BACKENDS),
+        help="Where candidates run: local (threads here) or ray (Ray tasks).",
+    ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="Ray: auto (a running cluster) or HOST:PORT; none: a local Ray for this bench.",
+    ),
+    resources: str | None = typer.Option(
+        None,
+        "--resources",
+        help="Ray: custom resources per candidate, JSON, e.g. '{\"agent_slot\": 1}'.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -110,7 +163,7 @@ def bench_cmd(
     import attrs
 
     from swarm_planner.core.bench.runner import run_bench
-    from swarm_planner.core.bench.setup import BenchRequest, prepare_bench
+    from swarm_planner.core.bench.setup import BenchRequest, bench_backend, prepare_bench
     from swarm_planner.core.config import PlannerConfig, load_config
     from swarm_planner.core.progress import progress_bar
 
@@ -137,14 +190,20 @@ def bench_cmd(
         budget_minutes=budget_minutes,
         issue_budget_minutes=issue_budget_minutes,
         keep_failed_winners=keep_failed_winners,
+        budget_mode=budget_mode,
+        on_budget=on_budget,
+        backend=backend,
+        address=address,
+        resources=_resources(resources),
     )
     with progress_bar("prepare", enabled=not quiet) as progress:
         cases, settings, plugins, names, n_jobs = prepare_bench(
             request, cfg, host, progress=progress
         )
+    runner = bench_backend(request, cfg)
     with progress_bar("bench", enabled=not quiet, notes=True) as bar:
         summary, _ = run_bench(
-            out, cases, settings, plugins, jobs=n_jobs, names=names, progress=bar
+            out, cases, settings, plugins, jobs=n_jobs, names=names, progress=bar, backend=runner
         )
     if as_json:
         typer.echo(json.dumps({**attrs.asdict(summary), "pass_rate": summary.pass_rate}, indent=2))
@@ -163,6 +222,11 @@ def bench_cmd(
         typer.echo(f"not run (budgets): {summary.skipped}")
     if summary.errors:
         typer.echo(f"failed to run: {summary.errors}")
+    if summary.lost_attempts:
+        typer.echo(
+            f"{summary.lost_attempts} attempts were lost with their worker and run again "
+            f"(see {summary.out}/attempts.jsonl)"
+        )
     if summary.torn_bytes:
         typer.echo(
             f"a torn last log line ({summary.torn_bytes} bytes) from a killed run was dropped and re-run"

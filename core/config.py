@@ -17,6 +17,7 @@ import attrs
 import yaml
 
 from swarm_planner.core.action_space import ActionSpace
+from swarm_planner.core.bench.records import BudgetMode, OnBudget
 from swarm_planner.core.documents import DocumentError, read_yaml
 from swarm_planner.core.errors import ConfigError, ContractError, PluginError
 from swarm_planner.core.history import DEFAULT_WINDOW, SCORERS
@@ -122,6 +123,21 @@ class FlagsConfig:
 
 
 @attrs.frozen
+class RayConfig:
+    """How ``planner bench --backend ray`` asks Ray for each candidate (none of this changes an
+    outcome, so none of it is in the bench's settings: a bench resumes across backends)."""
+
+    address: str | None = json_field(optional=True)
+    """``auto`` (a running cluster), ``HOST:PORT``, or none: a local Ray started for the bench."""
+    num_cpus: float = json_field(default=1.0, validator=non_negative)
+    """CPUs one candidate task asks for."""
+    resources: dict[str, float] = json_field(factory=dict)
+    """Custom resources one candidate asks for, e.g. ``{agent_slot: 1}``."""
+    retries: int = json_field(default=3, validator=non_negative)
+    """Re-runs of a candidate whose worker process or node was lost (each attempt logged)."""
+
+
+@attrs.frozen
 class BenchConfig:
     """The best-of-K outcome bench: how candidates are drawn, run and judged."""
 
@@ -144,6 +160,12 @@ class BenchConfig:
     """Parallel agents a speculate action with no candidate cap may run, for budget reserves."""
     keep_failed_winners: bool = False
     """Name a winner even when no candidate passed (the field's bench always does)."""
+    budget_mode: BudgetMode = "reserve"
+    """How the whole-bench budget admits candidates: ``reserve`` their worst case (never
+    exceeded) or ``spend`` (start while the minutes spent are below it; fuller clusters)."""
+    on_budget: OnBudget = "finish"
+    """``spend`` mode: running candidates finish, or are killed, once the budget is reached."""
+    ray: RayConfig = attrs.field(factory=RayConfig)
 
 
 @attrs.frozen

@@ -356,3 +356,88 @@ def test_the_fields_bench_directory_is_read_with_its_quirks(tmp_path: Path) -> N
     assert all(
         r.candidates[1].duration_ms is None and r.candidates[1].status == "failed" for r in rows
     )
+
+
+def test_the_ray_backend_without_ray_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_helpers import run_main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    out = tmp_path / "b"
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        "bench",
+        "--world",
+        "sim",
+        "--issues",
+        "5",
+        "--out",
+        str(out),
+        "-q",
+        "--backend",
+        "ray",
+    )
+    assert code != 0
+    assert 'pip install "swarm-planner[ray]"' in err and "Traceback" not in err
+    assert not (out / LOG_FILE).read_text(), "nothing ran"
+
+
+def test_a_local_bench_never_imports_ray(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from swarm_planner.cli.app import main\n"
+        f"sys.argv = ['planner', 'bench', '--world', 'sim', '--issues', '5', '--out', {str(tmp_path / 'b')!r}, '-q']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_ray_capacity_is_what_the_scarcest_requested_resource_allows() -> None:
+    from swarm_planner.core.bench.ray_backend import capacity
+
+    cluster = {"CPU": 16.0, "agent_slot": 6.0, "memory": 1e10}
+    assert capacity(cluster, {"CPU": 1.0}) == 16
+    assert capacity(cluster, {"CPU": 1.0, "agent_slot": 1.0}) == 6
+    assert capacity(cluster, {"CPU": 4.0, "agent_slot": 1.0}) == 4
+    assert capacity(cluster, {"CPU": 0.0}) == 16  # asks for nothing: as many as the CPUs
+    with pytest.raises(BenchError, match=r"no 'licence' resource.*it has: CPU, agent_slot"):
+        capacity(cluster, {"CPU": 1.0, "licence": 1.0})
+
+
+def test_kill_on_budget_is_refused_where_it_cannot_be_done(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    with pytest.raises(BenchError, match="kill needs budget_mode: spend"):
+        _bench(host, tmp_path / "a", k=2, issues=5, budget_minutes=10.0, on_budget="kill")
+    with pytest.raises(BenchError, match="the local backend runs it in the driver's thread"):
+        _bench(
+            host,
+            tmp_path / "b",
+            k=2,
+            issues=5,
+            budget_minutes=10.0,
+            budget_mode="spend",
+            on_budget="kill",
+        )
+
+
+def test_a_spend_budget_starts_candidates_until_spent_minutes_reach_it(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    summary, results = _bench(host, tmp_path / "b", k=4, budget_minutes=600.0, budget_mode="spend")
+    lines = [line for r in results for line in r.lines]
+    ran = [line for line in lines if line.skipped is None]
+    spent_before_last = sum(line.candidate_minutes for line in ran[:-1])
+    assert spent_before_last < 600 <= summary.spent_minutes, "it starts while below the budget"
+    assert all("spent before it started" in line.skipped for line in lines if line.skipped)
+    # once reached, nothing more starts (one job: run order is case order)
+    first_skip = next(i for i, line in enumerate(lines) if line.skipped)
+    assert all(line.skipped for line in lines[first_skip:])
+    # reserve mode, same budget: never passed, and a small candidate may still fit later
+    reserved, reserved_results = _bench(host, tmp_path / "r", k=4, budget_minutes=600.0)
+    assert reserved.spent_minutes <= 600
+    order = [line.skipped is None for r in reserved_results for line in r.lines]
+    assert order.index(False) < len(order) - 1 - order[::-1].index(True)

@@ -46,18 +46,35 @@ def spent_minutes(outcome: CandidateOutcome, uncapped: int) -> tuple[float, bool
 
 
 class Budget:
-    """A pool of candidate-minutes shared by threads (``None``: unlimited)."""
+    """A pool of candidate-minutes shared by threads (``None``: unlimited).
 
-    def __init__(self, limit: float | None, spent: float = 0.0) -> None:
+    ``reserve`` mode (the default) admits a candidate only if its worst case fits beside what
+    is spent and reserved, so the limit is never passed. ``spend`` mode admits candidates while
+    the minutes really spent are below the limit, whatever is in flight: a cluster stays full
+    when timeouts are long, and the limit is passed by at most what was running when it was
+    reached (or by nothing, when running candidates are killed then)."""
+
+    def __init__(self, limit: float | None, spent: float = 0.0, mode: str = "reserve") -> None:
+        if mode not in ("reserve", "spend"):
+            raise ValueError(f"budget mode {mode!r} is not reserve|spend")
         self.limit = limit
+        self.mode = mode
         self.spent = spent
         self.reserved = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def reached(self) -> bool:
+        """Spend mode: nothing more may start."""
+        return self.mode == "spend" and self.limit is not None and self.spent >= self.limit
+
     def reserve(self, amount: float) -> bool:
         with self._lock:
-            if self.limit is not None and self.spent + self.reserved + amount > self.limit:
-                return False
+            if self.limit is not None:
+                if self.mode == "spend" and self.spent >= self.limit:
+                    return False
+                if self.mode == "reserve" and self.spent + self.reserved + amount > self.limit:
+                    return False
             self.reserved += amount
             return True
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from swarm_planner.core.bench.records import CandidateLine
+from swarm_planner.core.bench.records import AttemptLine, CandidateLine
 from swarm_planner.core.canonical import canonical_json
 from swarm_planner.core.contracts import dump
 from swarm_planner.core.documents import DocumentError, parse_json
@@ -23,6 +23,7 @@ from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.jsonconv import structure
 
 LOG_FILE = "candidates.jsonl"
+ATTEMPTS_FILE = "attempts.jsonl"
 
 
 class BenchError(PlannerError, ValueError):
@@ -88,3 +89,46 @@ class CandidateLog:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class AttemptLog:
+    """``attempts.jsonl``: every lost attempt, appended and flushed as it is lost (a record of
+    the faults a bench survived; the candidate log stays one line per candidate)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._lock = threading.Lock()
+        self._handle: Any = None
+
+    def append(self, line: AttemptLine) -> None:
+        data = (canonical_json(dump(line)) + "\n").encode("utf-8")
+        with self._lock:
+            if self._handle is None:
+                self._handle = self.path.open("ab")
+            self._handle.write(data)
+            self._handle.flush()
+            self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None and not self._handle.closed:
+                self._handle.close()
+
+
+def read_attempts(path: Path) -> list[AttemptLine]:
+    """The lost attempts logged in ``path`` (none if it does not exist); a torn last line is
+    ignored (its attempt was being written when the driver died)."""
+    if not path.exists():
+        return []
+    lines = []
+    data = path.read_bytes()
+    whole = data.rfind(b"\n") + 1
+    for number, raw in enumerate(data[:whole].splitlines(), start=1):
+        source = f"{path}:{number}"
+        if raw.strip():
+            try:
+                lines.append(structure(parse_json(raw, source), AttemptLine, source=source))
+            except (DocumentError, PlannerError, ValueError) as exc:
+                raise BenchError(f"{source}: not an attempt line: {exc}") from None
+    return lines

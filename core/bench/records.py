@@ -9,7 +9,7 @@ their hash is recorded, and a bench directory refuses to resume under other sett
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -20,6 +20,14 @@ from swarm_planner.core.jsonconv import json_field, non_negative, positive
 from swarm_planner.core.protocols import CandidateOutcome, GateOutcome
 
 BENCH_CONFIG_V1 = "swarm_planner.bench_config.v1"
+
+BudgetMode = Literal["reserve", "spend"]
+"""``reserve``: a candidate starts only if its worst case fits (never exceeded); ``spend``: a
+candidate starts while the minutes really spent are below the budget (see core/bench/budget.py)."""
+OnBudget = Literal["finish", "kill"]
+"""In ``spend`` mode, what happens to running candidates when the budget is reached."""
+BUDGET_MODES: tuple[str, ...] = ("reserve", "spend")
+ON_BUDGET: tuple[str, ...] = ("finish", "kill")
 CANDIDATE_LINE_V1 = "swarm_planner.bench_candidate.v1"
 
 
@@ -96,6 +104,23 @@ class CandidateLine:
         )
 
 
+ATTEMPT_LINE_V1 = "swarm_planner.bench_attempt.v1"
+
+
+@attrs.frozen
+class AttemptLine:
+    """One lost attempt of a candidate (its worker process or node died under it): the
+    candidate is run again, and only its last attempt reaches the candidate log."""
+
+    case_id: str
+    error: str
+    slot: int = json_field(validator=non_negative)
+    attempt: int = json_field(validator=positive)
+    seconds: float = json_field(validator=non_negative)
+    backend: str = "ray"
+    schema_version: str = ATTEMPT_LINE_V1
+
+
 @attrs.frozen
 class PluginChoice:
     name: str
@@ -118,6 +143,8 @@ class BenchSettings:
     budget_minutes: float | None = json_field(optional=True)
     issue_budget_minutes: float | None = json_field(optional=True)
     keep_failed_winners: bool = False
+    budget_mode: BudgetMode = "reserve"
+    on_budget: OnBudget = "finish"
     schema_version: str = BENCH_CONFIG_V1
 
     def config_hash(self) -> str:

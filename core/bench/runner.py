@@ -10,8 +10,6 @@ does crashes the bench: an exception or a malformed outcome is a failed candidat
 
 from __future__ import annotations
 
-import inspect
-import math
 import re
 import threading
 import time
@@ -19,19 +17,26 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from swarm_planner.core.action_space import JointAction
+from swarm_planner.core.bench.backends import Backend, CandidateTask, LocalBackend
 from swarm_planner.core.bench.budget import (
     Budget,
     spent_minutes,
     timeout_minutes,
     worst_case_minutes,
 )
+from swarm_planner.core.bench.candidate import accepts_timeout, failed_outcome
 from swarm_planner.core.bench.cases import CASES_FILE
-from swarm_planner.core.bench.log import LOG_FILE, BenchError, CandidateLog
+from swarm_planner.core.bench.log import (
+    ATTEMPTS_FILE,
+    LOG_FILE,
+    BenchError,
+    CandidateLog,
+    read_attempts,
+)
 from swarm_planner.core.bench.records import (
     CANDIDATE_LINE_V1,
     BenchCase,
@@ -42,7 +47,7 @@ from swarm_planner.core.bench.records import (
     GateLine,
 )
 from swarm_planner.core.canonical import canonical_json, sha256_hex
-from swarm_planner.core.contracts import STATUSES, dump, load
+from swarm_planner.core.contracts import dump, load
 from swarm_planner.core.documents import read_json_object
 from swarm_planner.core.errors import ContractError, InvalidActionError
 from swarm_planner.core.protocols import CandidateOutcome, Executor, Sampler, Selector
@@ -97,6 +102,9 @@ class BenchSummary:
     issue_budget_minutes: float | None
     torn_bytes: int
     seconds: float
+    backend: str = "local"
+    lost_attempts: int = 0
+    """Attempts lost with their worker or node and run again (``attempts.jsonl``)."""
 
     @property
     def pass_rate(self) -> float:
@@ -140,41 +148,6 @@ def plan_cases(
     return plans
 
 
-def _accepts_timeout(executor: Executor) -> bool:
-    try:
-        parameters = inspect.signature(executor.run).parameters
-    except (TypeError, ValueError):
-        return False
-    return "timeout_seconds" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
-
-
-def _outcome_problem(outcome: Any, action: JointAction) -> str | None:
-    if not isinstance(outcome, CandidateOutcome):
-        return f"returned {type(outcome).__name__}, not a CandidateOutcome"
-    if outcome.action != action:
-        return f"reported action {outcome.action.text}, not the one asked for ({action.text})"
-    if outcome.status not in STATUSES:
-        return f"status {outcome.status!r} is not one of {'|'.join(STATUSES)}"
-    if outcome.verified and outcome.status != "success":
-        return f"verified with status {outcome.status!r}"
-    for name in ("duration_ms", "cost_usd", "candidate_minutes"):
-        value = getattr(outcome, name)
-        if value is None and name == "candidate_minutes":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{name} is {value!r}, not a number"
-        if not math.isfinite(value) or value < 0:
-            return f"{name} is {value!r}, not a finite non-negative number"
-    return None
-
-
-def failed_outcome(action: JointAction, error: str, duration_ms: int = 0) -> CandidateOutcome:
-    """A candidate that could not be run or read: failed, with why."""
-    return CandidateOutcome(action, False, "failed", duration_ms, 0.0, error=error)
-
-
 class _Run:
     """One bench run's shared state: the log, budgets, counters and the progress note."""
 
@@ -186,15 +159,20 @@ class _Run:
         log: CandidateLog,
         executor_name: str,
         progress: BenchProgress | None,
+        backend: Backend,
     ) -> None:
         self.settings, self.plugins, self.log = settings, plugins, log
+        self.backend = backend
+        self.reached = threading.Event()
         self.executor_name = executor_name
         self.progress = progress
         self.total = sum(len(p.actions) for p in plans)
         self.lock = threading.Lock()
         logged = list(log.lines.values())
         self.budget = Budget(
-            settings.budget_minutes, sum(line.candidate_minutes for line in logged)
+            settings.budget_minutes,
+            sum(line.candidate_minutes for line in logged),
+            settings.budget_mode,
         )
         self.case_spent: dict[str, float] = {}
         for line in logged:
@@ -204,7 +182,7 @@ class _Run:
         self.done = len(logged)
         self.passed = sum(line.verified for line in logged)
         self.ran = 0
-        self.timeout_kw = _accepts_timeout(plugins.executor)
+        self.timeout_kw = accepts_timeout(plugins.executor)
         self.stop = threading.Event()
 
     def note(self) -> None:
@@ -215,28 +193,20 @@ class _Run:
         rate = passed / done if done else 0.0
         self.progress(done, self.total, f"pass {rate:.1%} · {spent:,.0f} cand-min")
 
-    def execute(self, plan: CasePlan, slot: int, action: JointAction) -> CandidateOutcome:
-        x = plan.case.planner_input
-        started = time.perf_counter()
-        try:
-            if self.timeout_kw:
-                seconds = timeout_minutes(action, self.settings.timeout_minutes) * 60
-                outcome = self.plugins.executor.run(x, action, timeout_seconds=seconds)  # type: ignore[call-arg]
-            else:
-                outcome = self.plugins.executor.run(x, action)
-        except Exception as exc:  # an executor's failure is the candidate's, never the bench's
-            elapsed = int((time.perf_counter() - started) * 1000)
-            message = " ".join(str(exc).split())[:500]
-            return failed_outcome(
-                action,
-                f"the {self.executor_name} executor raised {type(exc).__name__}: {message}",
-                elapsed,
-            )
-        problem = _outcome_problem(outcome, action)
-        if problem is not None:
-            elapsed = int((time.perf_counter() - started) * 1000)
-            return failed_outcome(action, f"the {self.executor_name} executor {problem}", elapsed)
-        return outcome
+    def execute(self, plan: CasePlan, slot: int, action: JointAction) -> CandidateOutcome | None:
+        seconds = None
+        if self.timeout_kw:
+            seconds = float(timeout_minutes(action, self.settings.timeout_minutes) * 60)
+        task = CandidateTask(plan.case.case_id, slot, plan.case.planner_input, action, seconds)
+        return self.backend.run(task)
+
+    def settle(self, worst: float, minutes: float) -> None:
+        """Book a finished candidate's minutes; in spend mode, the first time the budget is
+        reached, the backend turns away what waits (and kills what runs, if configured)."""
+        self.budget.settle(worst, minutes)
+        if self.budget.reached and not self.reached.is_set():
+            self.reached.set()
+            self.backend.budget_reached(kill=self.settings.on_budget == "kill")
 
     def run_case(self, plan: CasePlan) -> None:
         s = self.settings
@@ -259,8 +229,21 @@ class _Run:
                 skipped = (
                     f"bench budget: worst case {worst:g} cand-min does not fit in "
                     f"{s.budget_minutes:g}"
+                    if s.budget_mode == "reserve"
+                    else f"bench budget: {self.budget.spent:g} of {s.budget_minutes:g} "
+                    "cand-min spent before it started"
                 )
-            if skipped is not None:
+            outcome = None
+            if skipped is None:
+                outcome = self.execute(plan, slot, action)
+                if outcome is None:
+                    self.budget.release(worst)
+                    skipped = (
+                        f"bench budget: {s.budget_minutes:g} cand-min reached while it waited "
+                        "for a worker"
+                    )
+            if outcome is None:
+                assert skipped is not None
                 line = _line(case_id, slot, failed_outcome(action, skipped), 0.0, False, inclusion)
                 line = attrs.evolve(line, error=None, skipped=skipped)
                 self.log.append(line)
@@ -268,9 +251,8 @@ class _Run:
                     self.done += 1
                 self.note()
                 continue
-            outcome = self.execute(plan, slot, action)
             minutes, estimated = spent_minutes(outcome, s.uncapped_candidates)
-            self.budget.settle(worst, minutes)
+            self.settle(worst, minutes)
             issue_spent += minutes
             self.log.append(_line(case_id, slot, outcome, minutes, estimated, inclusion))
             with self.lock:
@@ -352,17 +334,34 @@ def run_bench(
     settings: BenchSettings,
     plugins: BenchPlugins,
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     names: dict[str, str] | None = None,
     progress: BenchProgress | None = None,
+    backend: Backend | None = None,
 ) -> tuple[BenchSummary, list[CaseResult]]:
-    """Run (or resume) the bench in ``out``; write its outputs; return the summary and results."""
+    """Run (or resume) the bench in ``out``; write its outputs; return the summary and results.
+
+    ``backend`` runs the candidates (default: in this process); ``jobs`` is how many issues are
+    in flight at once (None: as many candidates as the backend can run at once)."""
     from swarm_planner.core.bench.results import write_outputs
 
     started = time.perf_counter()
     out = Path(out)
-    if jobs < 1:
+    backend = backend if backend is not None else LocalBackend()
+    if jobs is not None and jobs < 1:
         raise BenchError(f"jobs must be at least 1, got {jobs}")
+    if settings.on_budget == "kill":
+        if settings.budget_mode != "spend":
+            raise BenchError(
+                "on_budget: kill needs budget_mode: spend (a reserved budget is never reached "
+                "by a running candidate)"
+            )
+        if not backend.can_kill:
+            raise BenchError(
+                f"on_budget: kill needs a backend that can stop a running candidate; the "
+                f"{backend.name} backend runs it in the driver's thread (use --backend ray, or "
+                "on_budget: finish)"
+            )
     if not cases:
         raise BenchError("the bench has no cases")
     names = names or {}
@@ -381,25 +380,23 @@ def run_bench(
                     "which this bench would not ask for (the log belongs to another bench)"
                 )
         resumed = len(log.lines)
-        state = _Run(plans, settings, plugins, log, names.get("executor", "?"), progress)
-        state.note()
         todo = [
             p
             for p in plans
             if any((p.case.case_id, s) not in log.lines for s in range(len(p.actions)))
         ]
-        if jobs == 1:
-            for plan in todo:
-                state.run_case(plan)
-        else:
-            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bench") as pool:
-                futures = [pool.submit(state.run_case, plan) for plan in todo]
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                failed = [f for f in done if f.exception() is not None]
-                if failed:
-                    state.stop.set()
-                    wait(futures)
-                    raise failed[0].exception()  # type: ignore[misc]
+        executor_name = names.get("executor", "?")
+        state = _Run(plans, settings, plugins, log, executor_name, progress, backend)
+        if state.budget.reached:
+            state.reached.set()
+        state.note()
+        if todo:
+            gated = settings.budget_mode == "spend" and settings.budget_minutes is not None
+            capacity = backend.start(plugins.executor, executor_name, out, gated)
+            try:
+                _run_cases(state, todo, jobs if jobs is not None else max(1, capacity))
+            finally:
+                backend.close()
         lines = dict(log.lines)
         torn = log.torn_bytes
     results = []
@@ -428,9 +425,27 @@ def run_bench(
         issue_budget_minutes=settings.issue_budget_minutes,
         torn_bytes=torn,
         seconds=round(time.perf_counter() - started, 3),
+        backend=backend.name,
+        lost_attempts=len(read_attempts(out / ATTEMPTS_FILE)),
     )
     write_outputs(out, results, settings, summary)
     return summary, results
+
+
+def _run_cases(state: _Run, todo: list[CasePlan], jobs: int) -> None:
+    """Every case's candidates, ``jobs`` cases at a time (one after another within a case)."""
+    if jobs == 1:
+        for plan in todo:
+            state.run_case(plan)
+        return
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bench") as pool:
+        futures = [pool.submit(state.run_case, plan) for plan in todo]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            state.stop.set()
+            wait(futures)
+            raise failed[0].exception()  # type: ignore[misc]
 
 
 def _error_kind(error: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from swarm_planner.core.bench.backends import Backend, make_backend
 from swarm_planner.core.bench.cases import cases_from_root, read_cases
 from swarm_planner.core.bench.log import BenchError
 from swarm_planner.core.bench.records import BenchCase, BenchSettings, PluginChoice
@@ -45,6 +46,13 @@ class BenchRequest:
     budget_minutes: float | None = None
     issue_budget_minutes: float | None = None
     keep_failed_winners: bool | None = None
+    budget_mode: str | None = None
+    on_budget: str | None = None
+    backend: str = "local"
+    address: str | None = None
+    """Ray: overrides planner.bench.ray.address."""
+    resources: dict[str, float] | None = None
+    """Ray: overrides planner.bench.ray.resources."""
 
 
 def _choice(
@@ -96,7 +104,7 @@ def prepare_bench(
     host: PluginHost,
     *,
     progress: Progress | None = None,
-) -> tuple[list[BenchCase], BenchSettings, BenchPlugins, dict[str, str], int]:
+) -> tuple[list[BenchCase], BenchSettings, BenchPlugins, dict[str, str], int | None]:
     """Cases, settings, plugins, their names, and the number of jobs."""
     b = config.bench
     sources = [request.root is not None, request.world is not None, request.issues_file is not None]
@@ -163,6 +171,8 @@ def prepare_bench(
             if request.keep_failed_winners is not None
             else b.keep_failed_winners
         ),
+        budget_mode=request.budget_mode or b.budget_mode,  # type: ignore[arg-type]
+        on_budget=request.on_budget or b.on_budget,  # type: ignore[arg-type]
     )
     plugins = BenchPlugins(
         sampler=host.create("sampler", sampler.name, sampler.options),
@@ -170,5 +180,22 @@ def prepare_bench(
         executor=host.create("executor", executor.name, executor.options),
     )
     names = {"sampler": sampler.name, "selector": selector.name, "executor": executor.name}
-    jobs = request.jobs if request.jobs is not None else b.jobs
-    return cases, settings, plugins, names, jobs
+    return cases, settings, plugins, names, bench_jobs(request, config)
+
+
+def bench_jobs(request: BenchRequest, config: PlannerConfig) -> int | None:
+    """Issues in flight at once: ``--jobs``, else the config's for the local backend; on Ray,
+    None (as many as the cluster can run candidates at once)."""
+    if request.jobs is not None:
+        return request.jobs
+    return None if request.backend == "ray" else config.bench.jobs
+
+
+def bench_backend(request: BenchRequest, config: PlannerConfig) -> Backend:
+    """The backend the request names, with the config's Ray settings and the flags' overrides."""
+    ray = config.bench.ray
+    if request.address is not None:
+        ray = attrs.evolve(ray, address=request.address)
+    if request.resources is not None:
+        ray = attrs.evolve(ray, resources=dict(request.resources))
+    return make_backend(request.backend, ray)

@@ -209,6 +209,10 @@ class _Finished:
     overflowed: bool
 
 
+POLL_SECONDS = 0.25
+"""The longest the run loop waits in one ``select`` (why: see the loop)."""
+
+
 def _killpg(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -378,7 +382,10 @@ class _ProcessRun:
                         self.term_at = now + self.grace
                         continue
                     wake = self.deadline
-                for key, _ in self.sel.select(wake - now):
+                # Wake at least every POLL_SECONDS: an exception sent to this thread (a Ray
+                # task cancelled when a bench budget is reached) is raised only between
+                # bytecodes, and the finally below then kills the group.
+                for key, _ in self.sel.select(min(wake - now, POLL_SECONDS)):
                     # A pipe closed by an earlier event of this batch is skipped: its number
                     # may already belong to another thread's file.
                     if key.fd in self.streams or (key.fd == exit_fd and not self.exited):

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> Any:
             report(f"local backend, --jobs {jobs}", ran, seconds, jobs, own)
         for cpus in _ints(args.ray_cpus):
             t = time.perf_counter()
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
             started = time.perf_counter() - t
             try:
                 ran, seconds = one_bench(

@@ -167,12 +167,10 @@ class _Runner:
         key = (i, action)
         hit = self.cache.get(key)
         if hit is None:
-            from swarm_planner.core.bench.runner import failed_outcome
+            from swarm_planner.core.bench.candidate import run_candidate
 
-            try:
-                o = self.executor.run(self.rows[i].planner_input, action)
-            except Exception as exc:  # a failed run is a failed candidate, as in the bench
-                o = failed_outcome(action, f"{type(exc).__name__}: {exc}")
+            # a failed or malformed run is a failed candidate, exactly as in the bench
+            o = run_candidate(self.executor, "online", self.rows[i].planner_input, action, None)
             hit = (bool(o.verified), float(o.cost_usd), float(o.duration_ms))
             self.cache[key] = hit
         return hit

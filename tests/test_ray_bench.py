@@ -48,7 +48,13 @@ COMMANDS = Path(__file__).parent / "bench_commands"
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A local Ray with 2 CPUs for the module; its address, for drivers in other processes."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     try:
         yield str(ray.get_runtime_context().gcs_address)
     finally:

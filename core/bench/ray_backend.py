@@ -78,8 +78,7 @@ def _candidate_task(
 ) -> CandidateOutcome | None:
     """Runs in a Ray worker: None when the gate turned it away before it started."""
     if gate is not None:
-        import ray
-
+        ray = import_ray()
         if not ray.get(gate.admit.remote()):
             return None
     return run_candidate(executor, executor_name, planner_input, action, timeout_seconds)
@@ -126,7 +125,13 @@ class RayBackend:
         if not ray.is_initialized():
             try:
                 if self.config.address is None:
-                    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+                    # "local": a new Ray of our own, never a cluster that happens to run here
+                    ray.init(
+                        address="local",
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level="ERROR",
+                    )
                 else:
                     ray.init(address=self.config.address, logging_level="ERROR")
             except Exception as exc:

@@ -249,8 +249,8 @@ def _spend_bench(
 def test_a_spent_budget_turns_away_tasks_waiting_for_a_worker_and_lets_running_ones_finish(
     cluster: str, host: PluginHost, tmp_path: Path
 ) -> None:
-    # 6 in flight on 2 CPUs: 4 wait for a worker; each candidate spends 1.5 cand-min, so the
-    # budget (4) is reached by the third to finish
+    # 6 in flight on 2 CPUs: 4 wait for a worker; the budget (4 cand-min) is reached by the
+    # second or third candidate to finish
     summary, results = _spend_bench(host, tmp_path, "finish", 6, BENCH_SLEEP="0.4")
     lines = [line for r in results for line in r.lines]
     waited = [x for x in lines if x.skipped and "while it waited for a worker" in x.skipped]
@@ -259,9 +259,9 @@ def test_a_spent_budget_turns_away_tasks_waiting_for_a_worker_and_lets_running_o
     assert waited, "tasks queued in Ray when the budget was reached are turned away"
     assert later, "issues that had not been submitted are not started"
     assert all(x.error is None for x in ran), "running candidates finish"
-    # three reach the budget; the one running then finishes, and a task starting in the
-    # moment the gate is being closed may too
-    assert 3 <= len(ran) <= 6 and summary.skipped == {"bench budget": len(lines) - len(ran)}
+    # a serial candidate spends 1.5, a speculate×2 one 3.0: two or three reach the budget; the
+    # one running then finishes, and a task starting while the gate is being closed may too
+    assert 2 <= len(ran) <= 6 and summary.skipped == {"bench budget": len(lines) - len(ran)}
 
 
 def test_on_budget_kill_stops_running_candidates_and_logs_them_as_killed(

@@ -40,6 +40,8 @@ from swarm_planner.core.protocols import CandidateOutcome, Executor
 
 INSTALL = 'pip install "swarm-planner[ray]"'
 KILLED = "killed: the bench budget was reached while it ran"
+KILL_PATIENCE_SECONDS = 300.0
+"""How long running tasks are cancelled again and again once the budget is reached."""
 
 
 def import_ray() -> Any:
@@ -225,11 +227,22 @@ class RayBackend:
         if kill:
             with self._lock:
                 self._killing = True
+            threading.Thread(target=self._cancel_running, name="bench-kill", daemon=True).start()
+
+    def _cancel_running(self) -> None:
+        """Cancel every running task, and again every half second until none is left: Ray's
+        cancel is best effort, and one that reaches a task while it is being scheduled or
+        leased a worker can be lost. Not forced: the task gets KeyboardInterrupt, so an
+        executor's own clean-up (the command executor kills its process group) still runs."""
+        deadline = time.monotonic() + KILL_PATIENCE_SECONDS
+        while time.monotonic() < deadline:
+            with self._lock:
                 running = list(self._running.values())
+            if not running:
+                return
             for ref in running:
-                # Not forced: the task gets KeyboardInterrupt, so an executor's own clean-up
-                # (the command executor kills its process group) still runs.
-                ray.cancel(ref)
+                self._ray.cancel(ref)
+            time.sleep(0.5)
 
     def close(self) -> None:
         if self._attempts is not None:

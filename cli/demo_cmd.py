@@ -17,7 +17,7 @@ def demo_cmd(
         Path("demo"), "--out", callback=checks.folder, help="Folder for every stage's output."
     ),
     issues: int = typer.Option(
-        3000, "--issues", min=300, max=1_000_000, help="Dispatches to simulate (and bench)."
+        3000, "--issues", min=600, max=1_000_000, help="Dispatches to simulate (and bench)."
     ),
     seed: int = typer.Option(0, "--seed", callback=checks.seed, help="World and training seed."),
     open_report: bool = typer.Option(

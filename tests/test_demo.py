@@ -49,7 +49,7 @@ def _planner(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[st
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     pytest.importorskip("torch")
     out = tmp_path_factory.mktemp("demo") / "d"
-    run = _planner("demo", "--out", str(out), "--issues", "300")
+    run = _planner("demo", "--out", str(out), "--issues", "600")
     assert run.returncode == 0, run.stdout + run.stderr
     return out, run.stdout
 
@@ -82,7 +82,7 @@ def test_the_demo_runs_every_stage_and_prints_every_policy_against_the_heuristic
 def test_a_rerun_reuses_every_finished_stage(demo: tuple[Path, str]) -> None:
     out, _ = demo
     before = (out / "mlp" / "model.onnx").stat().st_mtime_ns
-    again = _planner("demo", "--out", str(out), "--issues", "300")
+    again = _planner("demo", "--out", str(out), "--issues", "600")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("(reused: inputs unchanged)") == len(STAGES)
     assert (out / "mlp" / "model.onnx").stat().st_mtime_ns == before
@@ -152,7 +152,7 @@ def test_a_failed_stage_names_itself_and_what_to_look_at(tmp_path: Path) -> None
     out = tmp_path / "d"
     out.mkdir()
     (out / "root").write_text("a file where the world's folder goes\n")
-    run = _planner("demo", "--out", str(out), "--issues", "300", timeout=120)
+    run = _planner("demo", "--out", str(out), "--issues", "600", timeout=120)
     assert run.returncode == 1
     assert "stage simulate failed" in run.stderr
     assert f"look at: {out / 'root'}" in run.stderr

@@ -14,7 +14,7 @@ from swarm_planner.cli.app import _host, app
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(
-        Path("demo"), "--out", callback=checks.folder, help="Folder for every stage's output."
+        Path("runs/demo"), "--out", callback=checks.folder, help="Folder for every stage's output."
     ),
     issues: int = typer.Option(
         3000, "--issues", min=600, max=1_000_000, help="Dispatches to simulate (and bench)."
@@ -53,9 +53,13 @@ def demo_cmd(
 
 @app.command("report")
 def report_cmd(
-    folder: Path = typer.Argument(..., help="The folder of a finished `planner demo`."),
+    folder: Path = typer.Argument(
+        ...,
+        help="A finished `planner demo`, or a folder holding `planner eval-outcomes --json` "
+        "saved as eval_outcomes.json.",
+    ),
 ) -> None:
-    """Re-render report.html and report.md from a finished demo's outputs."""
+    """Render report.html and report.md from a finished demo, or from your own eval-outcomes."""
     from swarm_planner.demo.report import write_report
 
     md, html = write_report(folder)

@@ -263,3 +263,24 @@ def test_the_skip_line_counts_exclusions_skips_and_repairs() -> None:
         "90 rows built from 100 runs; 7 runs excluded by rule, 3 archive files skipped while "
         "reading, and 3 field values repaired"
     )
+
+
+@needs_torch
+def test_a_report_of_the_users_own_eval_outcomes_output(
+    demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    out, _ = demo
+    evaluation = json.loads((out / "demo.json").read_text())["stages"]["evaluate"]["result"]
+    (tmp_path / "eval_outcomes.json").write_text(json.dumps(evaluation["outcomes"]))
+    run = _planner("report", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 1
+    assert frontier_says(evaluation) in (tmp_path / "report.md").read_text()
+
+
+def test_report_of_a_folder_with_nothing_to_report_says_what_it_needs(tmp_path: Path) -> None:
+    run = _planner("report", str(tmp_path), timeout=60)
+    assert run.returncode == 2
+    assert "no demo.json and no eval_outcomes.json" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -1,0 +1,1 @@
+"""The main job: ``planner demo`` (the whole loop on the embedded world) and its report."""

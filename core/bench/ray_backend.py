@@ -40,6 +40,8 @@ from swarm_planner.core.protocols import CandidateOutcome, Executor
 
 INSTALL = 'pip install "swarm-planner[ray]"'
 KILLED = "killed: the bench budget was reached while it ran"
+FORCE_AFTER_SECONDS = 10.0
+"""How long interrupts are tried before a running task's worker is killed outright."""
 KILL_PATIENCE_SECONDS = 300.0
 """How long running tasks are cancelled again and again once the budget is reached."""
 
@@ -234,14 +236,20 @@ class RayBackend:
         cancel is best effort, and one that reaches a task while it is being scheduled or
         leased a worker can be lost. Not forced: the task gets KeyboardInterrupt, so an
         executor's own clean-up (the command executor kills its process group) still runs."""
-        deadline = time.monotonic() + KILL_PATIENCE_SECONDS
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while time.monotonic() < started + KILL_PATIENCE_SECONDS:
             with self._lock:
                 running = list(self._running.values())
             if not running:
                 return
+            # Still running after FORCE_AFTER_SECONDS of interrupts: kill the worker process
+            # (an executor's own children outside its process are then not cleaned up).
+            force = time.monotonic() - started > FORCE_AFTER_SECONDS
             for ref in running:
-                self._ray.cancel(ref)
+                try:
+                    self._ray.cancel(ref, force=force)
+                except Exception:  # finished meanwhile, or Ray refused: try again next round
+                    continue
             time.sleep(0.5)
 
     def close(self) -> None:

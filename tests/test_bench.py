@@ -392,7 +392,8 @@ def test_a_local_bench_never_imports_ray(tmp_path: Path) -> None:
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
 
 
 def test_ray_capacity_is_what_the_scarcest_requested_resource_allows() -> None:

@@ -128,43 +128,9 @@ def test_a_torn_last_line_is_dropped_and_its_candidate_run_again(
 
 def test_a_sigkilled_bench_resumes_with_every_candidate_exactly_once(tmp_path: Path) -> None:
     """The real thing: `planner bench` killed with SIGKILL mid-run, then run again."""
-    config = tmp_path / "kernel.yaml"
-    config.write_text(
-        "planner:\n  bench:\n    executor: command\n    executor_options:\n"
-        f"      command: [{json.dumps(sys.executable)}, {json.dumps(str(COMMANDS / 'echo_outcome.py'))}]\n"
-        "      env: {BENCH_SLEEP: '0.02'}\n"
-    )
-    cases = tmp_path / "cases.jsonl"
-    _write_cases(cases, 30)
-    out = tmp_path / "b"
-    command = [
-        sys.executable,
-        "-c",
-        "from swarm_planner.cli.app import main; main()",
-        "bench",
-        "--issues",
-        str(cases),
-        "--config",
-        str(config),
-        "--k",
-        "3",
-        "--out",
-        str(out),
-        "-q",
-        "--jobs",
-        "2",
-    ]
+    command, out = bench_command(tmp_path, "0.02", "--jobs", "2")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        log = out / LOG_FILE
-        if log.exists() and log.read_bytes().count(b"\n") >= 20:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = (out / LOG_FILE).read_bytes().count(b"\n")
+    done_before = kill_mid_run(command, out, env, within=30)
     assert 20 <= done_before < 90, "the kill should land mid-run"
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
@@ -172,6 +138,36 @@ def test_a_sigkilled_bench_resumes_with_every_candidate_exactly_once(tmp_path: P
     assert len(keys) == len(set(keys)) == 90
     records = json.loads((out / "results/best_of_k.json").read_text())
     assert sum(len(r["candidates"]) for r in records) == 90
+
+
+def bench_command(tmp_path: Path, sleep: str, *extra: str) -> tuple[list[str], Path]:
+    """`planner bench` over 30 cases × K=3 with the command executor sleeping ``sleep`` s."""
+    config = tmp_path / "kernel.yaml"
+    config.write_text(
+        "planner:\n  bench:\n    executor: command\n    executor_options:\n"
+        f"      command: [{json.dumps(sys.executable)}, {json.dumps(str(COMMANDS / 'echo_outcome.py'))}]\n"
+        f"      env: {{BENCH_SLEEP: '{sleep}'}}\n"
+    )
+    cases = tmp_path / "cases.jsonl"
+    _write_cases(cases, 30)
+    out = tmp_path / "b"
+    command = [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", "bench"]
+    command += ["--issues", str(cases), "--config", str(config), "--k", "3", "--out", str(out)]
+    return [*command, "-q", *extra], out
+
+
+def kill_mid_run(command: list[str], out: Path, env: dict[str, str], within: float) -> int:
+    """Start the bench, SIGKILL it once 20 candidates are logged; how many were logged."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        log = out / LOG_FILE
+        if log.exists() and log.read_bytes().count(b"\n") >= 20:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return (out / LOG_FILE).read_bytes().count(b"\n")
 
 
 def _write_cases(path: Path, n: int) -> None:

@@ -7,10 +7,8 @@ Runs on a local Ray with 2 CPUs (the tox env ``ray``; skipped where Ray is not i
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +25,7 @@ if os.environ.get("SWARM_PLANNER_EXPECT_RAY") == "1":
 else:
     ray = pytest.importorskip("ray")
 
-from test_bench import _log_keys, _write_cases
+from test_bench import _log_keys, _write_cases, bench_command, kill_mid_run
 
 from swarm_planner.core.bench.backends import make_backend
 from swarm_planner.core.bench.log import ATTEMPTS_FILE, LOG_FILE, BenchError, read_attempts
@@ -178,44 +176,8 @@ def test_a_candidate_lost_on_every_attempt_fails_with_why_after_the_bounded_retr
 def test_a_killed_driver_resumes_on_ray_without_rerunning_finished_candidates(
     cluster: str, tmp_path: Path
 ) -> None:
-    config = tmp_path / "kernel.yaml"
-    config.write_text(
-        "planner:\n  bench:\n    executor: command\n    executor_options:\n"
-        f"      command: [{json.dumps(sys.executable)}, {json.dumps(str(COMMANDS / 'echo_outcome.py'))}]\n"
-        f"      env: {{BENCH_SLEEP: '0.05', BENCH_STDIN_COPY: {json.dumps(str(tmp_path / 'last'))}}}\n"
-    )
-    cases = tmp_path / "cases.jsonl"
-    _write_cases(cases, 30)
-    out = tmp_path / "b"
-    command = [
-        sys.executable,
-        "-c",
-        "from swarm_planner.cli.app import main; main()",
-        "bench",
-        "--issues",
-        str(cases),
-        "--config",
-        str(config),
-        "--k",
-        "3",
-        "--out",
-        str(out),
-        "-q",
-        "--backend",
-        "ray",
-        "--address",
-        cluster,
-    ]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        log = out / LOG_FILE
-        if log.exists() and log.read_bytes().count(b"\n") >= 20:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = (out / LOG_FILE).read_bytes().count(b"\n")
+    command, out = bench_command(tmp_path, "0.05", "--backend", "ray", "--address", cluster)
+    done_before = kill_mid_run(command, out, dict(os.environ), within=120)
     assert 20 <= done_before < 90, "the kill should land mid-run"
     before = _log_keys(out)
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)

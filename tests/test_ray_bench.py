@@ -84,6 +84,24 @@ def _command(name: str, **env: str) -> dict[str, Any]:
     return {"command": [sys.executable, str(COMMANDS / f"{name}.py")], "env": env}
 
 
+def _command_bench(
+    host: PluginHost, tmp_path: Path, cases: int, k: int, options: dict[str, Any], **changes: Any
+) -> tuple[Any, list[Any]]:
+    """A Ray bench of ``cases`` written cases × ``k`` with the command executor."""
+    issues = tmp_path / "cases.jsonl"
+    _write_cases(issues, cases)
+    return _bench(
+        host,
+        tmp_path / "b",
+        backend="ray",
+        issues_file=issues,
+        k=k,
+        executor="command",
+        options={"executor": options},
+        **changes,
+    )
+
+
 def test_the_ray_backend_gives_the_local_backends_outputs(
     cluster: str, host: PluginHost, tmp_path: Path
 ) -> None:
@@ -117,21 +135,11 @@ def test_a_bench_started_locally_resumes_on_ray_with_identical_outputs(
 def test_a_worker_killed_mid_candidate_is_run_again_and_logged_once(
     cluster: str, host: PluginHost, tmp_path: Path
 ) -> None:
-    cases = tmp_path / "cases.jsonl"
-    _write_cases(cases, 12)
     marks = tmp_path / "marks"
     marks.mkdir()
     killers = ["I-1", "I-4", "I-7"]
     options = _command("kill_worker", BENCH_KILL_ISSUES=",".join(killers), BENCH_MARKS=str(marks))
-    summary, results = _bench(
-        host,
-        tmp_path / "b",
-        backend="ray",
-        issues_file=cases,
-        k=2,
-        executor="command",
-        options={"executor": options},
-    )
+    summary, results = _command_bench(host, tmp_path, 12, 2, options)
     keys = _log_keys(tmp_path / "b")
     assert len(keys) == len(set(keys)) == 24
     lost = read_attempts(tmp_path / "b" / ATTEMPTS_FILE)
@@ -146,26 +154,14 @@ def test_a_worker_killed_mid_candidate_is_run_again_and_logged_once(
 def test_a_candidate_lost_on_every_attempt_fails_with_why_after_the_bounded_retries(
     cluster: str, host: PluginHost, tmp_path: Path
 ) -> None:
-    cases = tmp_path / "cases.jsonl"
-    _write_cases(cases, 2)
     marks = tmp_path / "marks"
     marks.mkdir()
-
     options = _command(
         "kill_worker", BENCH_KILL_ISSUES="I-0", BENCH_MARKS=str(marks), BENCH_KILL_ALWAYS="1"
     )
     config = PlannerConfig()
     config = attrs.evolve(config, bench=attrs.evolve(config.bench, ray=RayConfig(retries=1)))
-    _, results = _bench(
-        host,
-        tmp_path / "b",
-        backend="ray",
-        issues_file=cases,
-        k=1,
-        executor="command",
-        options={"executor": options},
-        config=config,
-    )
+    _, results = _command_bench(host, tmp_path, 2, 1, options, config=config)
     doomed = next(r for r in results if r.case.planner_input.issue.issue_id == "I-0")
     (line,) = doomed.lines
     assert line.status == "failed" and not line.verified
@@ -191,16 +187,12 @@ def test_a_killed_driver_resumes_on_ray_without_rerunning_finished_candidates(
 def _spend_bench(
     host: PluginHost, tmp_path: Path, on_budget: str, jobs: int, **env: str
 ) -> tuple[Any, list[Any]]:
-    cases = tmp_path / "cases.jsonl"
-    _write_cases(cases, 12)
-    return _bench(
+    return _command_bench(
         host,
-        tmp_path / "b",
-        backend="ray",
-        issues_file=cases,
-        k=1,
-        executor="command",
-        options={"executor": _command("echo_outcome", **env)},
+        tmp_path,
+        12,
+        1,
+        _command("echo_outcome", **env),
         budget_minutes=4.0 if on_budget == "finish" else 1.0,
         budget_mode="spend",
         on_budget=on_budget,

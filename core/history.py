@@ -18,12 +18,17 @@ are exactly the best of those sharing nothing, since then only recency scores). 
 postings are cut to its ``window`` most recent runs, so a query costs O(signals × window), not
 O(all runs), and a build grows linearly; ``window=None`` is exact, and tests pin the windowed
 index to the exact one wherever postings fit the window.
+
+The ranking itself (merge the postings, count overlaps, score, keep the top N) is compiled
+(``core/_retrieval.c``) where the install had a C compiler, else numpy (:func:`_top_numpy`);
+both compute every score with the same operations in the same order, so a dataset's rows do
+not depend on which one a machine has.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -72,9 +77,6 @@ def failure_signals(run: RunSummary) -> tuple[str, ...]:
 
 RECENCY_EDGES_MS = (DAY_MS, 7 * DAY_MS, 30 * DAY_MS)
 """A run's recency bucket is how many of these ages it has reached (0 = within a day)."""
-
-
-_EDGES = np.array(RECENCY_EDGES_MS, dtype=np.int64)
 
 
 def recency_bucket(age_ms: int) -> int:
@@ -224,31 +226,6 @@ class HistoryIndex:
         ids = (self._vocab.get(f"{kind}\x1f{t}") for t in dict.fromkeys(tokens))
         return [i for i in ids if i is not None]
 
-    def _cutoff(self, before_ms: int) -> int:
-        """How many runs (a prefix of the index) a query at ``before_ms`` may see: exact when
-        runs were added in start order; else every run, filtered by start time afterwards."""
-        if self.in_order:
-            return int(np.searchsorted(self.started, before_ms, side="left"))
-        return len(self.runs)
-
-    def _prefix(self, array: npt.NDArray[np.int64], cutoff: int, window: int | None) -> Any:
-        end = int(np.searchsorted(array, cutoff, side="left"))
-        start = 0 if window is None else max(0, end - window)
-        return array[start:end]
-
-    def _recent(self, job_type: str, cutoff: int, n: int) -> Any:
-        """The ``n`` most recent earlier runs of the job type, plus any tied with the oldest of
-        them on start time (a tie is broken by run_id, which may prefer an older index)."""
-        runs = self._by_job[job_type].view()
-        end = int(np.searchsorted(runs, cutoff, side="left"))
-        if end <= n:
-            return runs[:end]
-        if not self.in_order:
-            return runs[end - n : end]
-        started = self._job_started[job_type].view()
-        start = int(np.searchsorted(started[:end], started[end - n], side="left"))
-        return runs[start:end]
-
     def _attempts(self, issue_id: str | None, before_ms: int) -> list[int]:
         """Indices of the issue's own runs that started strictly before ``before_ms``."""
         if issue_id is None:
@@ -301,69 +278,139 @@ class HistoryIndex:
     ) -> list[int]:
         if n <= 0 or job_type not in self._by_job:
             return []
-        started_all = self.started
-        cutoff = self._cutoff(before_ms)
         failures = (
             self.attempt_failures(issue_id, before_ms) if scorer.failures_from_attempts else ()
         )
         query = {"tags": tags, "failures": failures, "keywords": keywords}
-        recent = self._recent(job_type, cutoff, n)
-        # One sort over every posting the query touches, each tagged with its kind
-        # (``run * 4 + kind``): runs in order, and for each run how many postings of each
-        # kind name it (its overlap with the query); the most recent runs join as kind 3.
-        keyed: list[Any] = [recent * 4 + 3]
-        query_sizes: dict[int, int] = {}
+        # The query as posting lists tagged with their kind; a kind weighs in only when it
+        # has weight, the query has signals of it and one of them is in the index.
+        postings: list[Any] = []
+        kinds: list[int] = []
+        sizes = [1.0, 1.0, 1.0]
+        weights = [0.0, 0.0, 0.0]
         for k, kind in enumerate(_KINDS):
-            if scorer.weight(kind) == 0.0:
+            weight = scorer.weight(kind)
+            if weight == 0.0 or not query[kind]:
                 continue
-            size = len(dict.fromkeys(query[kind]))
-            if size == 0:
-                continue
-            arrays = [
-                self._prefix(self._postings[(job_type, t)].view(), cutoff, self.window)
+            found = [
+                grow
                 for t in self._known(kind, query[kind])
-                if (job_type, t) in self._postings
+                if (grow := self._postings.get((job_type, t))) is not None
             ]
-            if arrays:
-                query_sizes[k] = size
-                joined = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-                keyed.append(joined * 4 + k)
-        # stable: timsort merges the already sorted postings (and numpy 2.4's default sort is
-        # several times slower on this machine's CPUs)
-        keys = np.sort(np.concatenate(keyed), kind="stable") if len(keyed) > 1 else keyed[0]
-        if keys.size == 0:
+            if found:
+                sizes[k], weights[k] = float(len(dict.fromkeys(query[kind]))), weight
+                postings += [grow.view() for grow in found]
+                kinds += [k] * len(found)
+        return TOP_SIMILAR(
+            postings,
+            kinds,
+            self._by_job[job_type].view(),
+            self._job_started[job_type].view(),
+            self._sizes.view(),
+            self.started,
+            -1 if self.window is None else self.window,
+            (sizes[0], sizes[1], sizes[2]),
+            (weights[0], weights[1], weights[2]),
+            scorer.recency,
+            n,
+            self.in_order,
+            before_ms,
+            RECENCY_EDGES_MS,
+        )
+
+
+def _top_numpy(
+    postings: list[Any],
+    kinds: list[int],
+    by_job: npt.NDArray[np.int64],
+    job_started: npt.NDArray[np.int64],
+    sizes: npt.NDArray[np.float64],
+    started_all: npt.NDArray[np.int64],
+    window: int,
+    query_sizes: tuple[float, float, float],
+    weights: tuple[float, float, float],
+    recency: float,
+    n: int,
+    in_order: bool,
+    before_ms: int,
+    edges: tuple[int, int, int],
+) -> list[int]:
+    """The ranking rule in numpy: the twin of the compiled ``_retrieval.top_similar``, used
+    where that module was not built. Candidates are the runs in the query's posting lists
+    (each cut to the runs that started before ``before_ms``, then to its last ``window``
+    entries) and the ``n`` most recent runs of the job type; a run's score is the weighted
+    Jaccard overlap per kind, summed kind by kind in order, plus ``recency / (1 + bucket)``;
+    the top ``n`` by (score desc, newer, run index) are returned newest first. The same IEEE
+    operations in the same order as the compiled one, so both choose the same runs."""
+    if n <= 0:
+        return []
+    # The runs a query may see: those that started before it (a prefix of the index when
+    # runs were added in start order; else all, filtered by start time when scored).
+    cutoff = int(np.searchsorted(started_all, before_ms)) if in_order else started_all.size
+    # The n most recent earlier runs of the job type, plus any tied with the oldest of them
+    # on start time (a tie is broken by run index, which may prefer an older one).
+    end = int(np.searchsorted(by_job, cutoff, side="left"))
+    if end <= n:
+        recent = by_job[:end]
+    elif not in_order:
+        recent = by_job[end - n : end]
+    else:
+        first = int(np.searchsorted(job_started[:end], job_started[end - n], side="left"))
+        recent = by_job[first:end]
+    # One sort over every posting entry, each tagged with its kind (``run * 4 + kind``):
+    # runs in order, and for each run how many postings of each kind name it (its overlap
+    # with the query); the most recent runs join as kind 3.
+    keyed: list[Any] = [recent * 4 + 3]
+    for array, k in zip(postings, kinds, strict=True):
+        stop = int(np.searchsorted(array, cutoff, side="left"))
+        keyed.append(array[(0 if window < 0 else max(0, stop - window)) : stop] * 4 + k)
+    # stable: timsort merges the already sorted postings (and numpy 2.4's default sort is
+    # several times slower on this machine's CPUs)
+    keys = np.sort(np.concatenate(keyed), kind="stable")
+    if keys.size == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    counts = np.diff(np.append(starts, keys.size))
+    distinct = keys[starts]
+    runs = distinct >> 2
+    new_run = np.concatenate(([True], runs[1:] != runs[:-1]))
+    candidates = runs[new_run]
+    inter = np.zeros((candidates.size, 4), dtype=np.float64)
+    inter[np.cumsum(new_run) - 1, distinct & 3] = counts
+    if not in_order:
+        keep = started_all[candidates] < before_ms
+        candidates, inter = candidates[keep], inter[keep]
+        if candidates.size == 0:
             return []
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        counts = np.diff(np.append(starts, keys.size))
-        distinct = keys[starts]
-        runs = distinct >> 2
-        new_run = np.concatenate(([True], runs[1:] != runs[:-1]))
-        candidates = runs[new_run]
-        # Overlaps as a [candidates, 4] matrix (the fourth column: the recent runs' tag,
-        # never weighed), Jaccard per kind in one pass, weighed into one score.
-        inter = np.zeros((candidates.size, 4), dtype=np.float64)
-        inter[np.cumsum(new_run) - 1, distinct & 3] = counts
-        inter[:, 3] = 0.0  # being recent is not an overlap
-        sizes = np.ones(4)
-        weights = np.zeros(4)
-        for k, size in query_sizes.items():
-            sizes[k], weights[k] = size, scorer.weight(_KINDS[k])
-        union = sizes + self._sizes.view().reshape(-1, 4)[candidates] - inter
-        score = (inter / union) @ weights
-        if not self.in_order:
-            keep = started_all[candidates] < before_ms
-            candidates, score = candidates[keep], score[keep]
-            if candidates.size == 0:
-                return []
-        started = started_all[candidates]
-        bucket = np.searchsorted(_EDGES, before_ms - started, side="right")
-        score += scorer.recency / (1.0 + bucket)
-        if candidates.size > 4 * n:
-            # Only runs scoring at least the n-th best can be chosen: order those alone.
-            kth = np.partition(score, candidates.size - n)[candidates.size - n]
-            top = score >= kth
-            candidates, started, score = candidates[top], started[top], score[top]
-        order = np.lexsort((candidates, -started, -score))[:n]
-        chosen = candidates[order]
-        newest_first = np.lexsort((chosen, -started_all[chosen]))
-        return [int(i) for i in chosen[newest_first]]
+    run_sizes = sizes.reshape(-1, 4)[candidates]
+    score = np.zeros(candidates.size, dtype=np.float64)
+    for k in range(3):
+        if weights[k] != 0.0:
+            jaccard = inter[:, k] / ((query_sizes[k] + run_sizes[:, k]) - inter[:, k])
+            score = score + jaccard * weights[k]
+    started = started_all[candidates]
+    bucket = np.searchsorted(np.asarray(edges, dtype=np.int64), before_ms - started, side="right")
+    score = score + recency / (1.0 + bucket)
+    if candidates.size > 4 * n:
+        # Only runs scoring at least the n-th best can be chosen: order those alone.
+        kth = np.partition(score, candidates.size - n)[candidates.size - n]
+        top = score >= kth
+        candidates, started, score = candidates[top], started[top], score[top]
+    order = np.lexsort((candidates, -started, -score))[:n]
+    chosen = candidates[order]
+    newest_first = np.lexsort((chosen, -started_all[chosen]))
+    return [int(i) for i in chosen[newest_first]]
+
+
+Ranker = Callable[..., list[int]]
+
+_top_compiled: Ranker | None
+try:
+    from swarm_planner.core._retrieval import top_similar as _top_compiled
+except ImportError:  # built without a C compiler: the numpy twin, same answers, slower
+    _top_compiled = None
+
+TOP_SIMILAR: Ranker = _top_numpy if _top_compiled is None else _top_compiled
+"""The ranking every query goes through: compiled when the extension was built."""
+RETRIEVAL = "numpy" if _top_compiled is None else "compiled"
+"""Which one this installation runs (in the decision service's ``info``, the sidecar's too)."""

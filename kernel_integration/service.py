@@ -46,6 +46,7 @@ from swarm_planner.core.contracts import (
     check_input,
 )
 from swarm_planner.core.errors import PlannerError
+from swarm_planner.core.history import RETRIEVAL
 from swarm_planner.core.plugins import PluginHost, get_host
 from swarm_planner.core.protocols import ActionDistribution, Fallback, Policy
 from swarm_planner.core.recording import (
@@ -688,6 +689,7 @@ class PlannerService:
             else model.ref.checkpoint_id,
             "load_error": self.load_state.error,
             "history_runs": len(self.history),
+            "retrieval": RETRIEVAL,
             "pid": os.getpid(),
             "plugins": sorted(f"{e.kind}:{e.name}" for e in self.host.entries()),
         }

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swarm_planner.core import history
 from swarm_planner.core.contracts import ActionExecuted, Gate, Outcome, RunSummary, Runtime
 from swarm_planner.core.history import (
     DAY_MS,
@@ -19,6 +20,7 @@ from swarm_planner.core.history import (
     scorer_named,
 )
 
+RANKERS = [r for r in (history._top_compiled, history._top_numpy) if r is not None]
 FIELD = SCORERS["field"]
 SIGNALS = SCORERS["signals"]
 T0 = 1_700_000_000_000
@@ -246,6 +248,9 @@ def test_the_index_matches_the_rule_written_out(
         "issue_id": issue_id,
     }
     expected = brute_force(runs, kws, scorer, query)
-    for window in (None, 64):  # 64 exceeds every posting here, so windowed must be exact too
-        index = HistoryIndex(runs, kws, window=window)
-        assert ids(index, index.similar(scorer=scorer, **query)) == expected
+    for ranker in RANKERS:  # compiled (where built) and its numpy twin
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(history, "TOP_SIMILAR", ranker)
+            for window in (None, 64):  # 64 exceeds every posting here: windowed is exact too
+                index = HistoryIndex(runs, kws, window=window)
+                assert ids(index, index.similar(scorer=scorer, **query)) == expected

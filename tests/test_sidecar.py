@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
+from swarm_planner.core import history
 from swarm_planner.core.config import parse_config
 from swarm_planner.kernel_integration.service import PlannerService
 from swarm_planner.kernel_integration.sidecar import Sidecar, bind
@@ -126,6 +127,8 @@ def test_info_names_the_bundle_and_reload_switches_or_keeps_it(
     info = client.call("info")["result"]
     assert info["bundle"] == str(copy) and info["bundle_id"]
     assert "policy:onnx" in info["plugins"]
+    # which ranking serves retrieval: CI builds the extension, so it must say "compiled" there
+    assert info["retrieval"] == ("compiled" if history._top_compiled else "numpy")
     failed = client.call("reload", {"path": str(tmp_path / "nowhere")})
     assert failed["error"]["code"] == -32603 and failed["error"]["data"] == {"kept": True}
     assert client.call("info")["result"]["bundle"] == str(copy)

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_history import T0, run
 
 from swarm_planner.core import history
 from swarm_planner.core.history import DAY_MS, SCORERS, HistoryIndex
-from tests.test_history import T0, run
 
 compiled = history._top_compiled
 if os.environ.get("SWARM_PLANNER_EXPECT_COMPILED") == "1":

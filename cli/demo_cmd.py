@@ -55,11 +55,13 @@ def demo_cmd(
 def report_cmd(
     folder: Path = typer.Argument(
         ...,
-        help="A finished `planner demo`, or a folder holding `planner eval-outcomes --json` "
-        "saved as eval_outcomes.json.",
+        help="A finished `planner demo`, a bench folder (`planner bench --out`, or the field "
+        "kernel's), or a folder holding `planner eval-outcomes --json` saved as "
+        "eval_outcomes.json.",
     ),
 ) -> None:
-    """Render report.html and report.md from a finished demo, or from your own eval-outcomes."""
+    """Render report.html and report.md from a finished demo, a bench, or your own
+    eval-outcomes."""
     from swarm_planner.demo.report import write_report
 
     md, html = write_report(folder)

@@ -286,9 +286,9 @@ def read_demo(folder: Path) -> dict[str, Any]:
     path = folder / SUMMARY_FILE
     if not path.is_file():
         raise ReportError(
-            f"{folder}: no {SUMMARY_FILE} and no {OUTCOMES_FILE}; give the folder of a finished "
-            "`planner demo`, or save `planner eval-outcomes --json` there as "
-            f"{OUTCOMES_FILE}"
+            f"{folder}: no {SUMMARY_FILE}, no {OUTCOMES_FILE} and no bench; give the folder of "
+            "a finished `planner demo`, a `planner bench` folder (or the field's), or save "
+            f"`planner eval-outcomes --json` there as {OUTCOMES_FILE}"
         )
     demo = read_json_object(path)
     if demo.get("schema_version") != DEMO_V1:
@@ -459,8 +459,19 @@ def outcomes_page(folder: Path) -> Page:
 
 
 def write_report(folder: Path) -> tuple[Path, Path]:
-    """Render ``report.md`` and ``report.html`` in ``folder``: a finished demo, or a folder
-    holding an ``eval_outcomes.json`` of the user's own."""
-    if (folder / SUMMARY_FILE).is_file() or not (folder / OUTCOMES_FILE).is_file():
+    """Render ``report.md`` and ``report.html`` in ``folder``: a finished demo, a folder holding
+    an ``eval_outcomes.json`` of the user's own, or a bench folder (ours or the field's)."""
+    if (folder / SUMMARY_FILE).is_file():
         return write_pages(folder, demo_page(folder))
-    return write_pages(folder, outcomes_page(folder))
+    if (folder / OUTCOMES_FILE).is_file():
+        return write_pages(folder, outcomes_page(folder))
+    from swarm_planner.core.bench.log import BenchError
+    from swarm_planner.core.bench.results import resolve_bench_dir
+
+    try:
+        bench = resolve_bench_dir(folder)
+    except BenchError:
+        return write_pages(folder, demo_page(folder))  # names every kind of folder it takes
+    from swarm_planner.demo.bench_report import bench_page
+
+    return write_pages(bench, bench_page(bench))

@@ -265,9 +265,10 @@ def test_our_bench_becomes_an_outcome_dataset_split_by_issue(
             )
 
 
-def test_the_fields_bench_directory_is_read_with_its_quirks(tmp_path: Path) -> None:
-    """A bench as the field's `best-of-k` writes it: run_<stamp>/ with bench_report.json,
-    results/best_of_k.json, candidate archives; nulls, an `error` status, a skipped issue."""
+def write_field_bench(tmp_path: Path) -> Path:
+    """A bench as the field's `best-of-k` writes it, in ``tmp_path/bench``: run_<stamp>/ with
+    bench_report.json, results/best_of_k.json, candidate archives; nulls, an `error` status,
+    a skipped issue. Six issues: the first candidate passes on even ones, the second never."""
     from swarm_planner.core.contracts import Issue
     from swarm_planner.core.recording import build_planner_input
 
@@ -339,6 +340,11 @@ def test_the_fields_bench_directory_is_read_with_its_quirks(tmp_path: Path) -> N
             }
         )
     )
+    return tmp_path / "bench"
+
+
+def test_the_fields_bench_directory_is_read_with_its_quirks(tmp_path: Path) -> None:
+    write_field_bench(tmp_path)
     meta = build_outcome_dataset(tmp_path / "bench", tmp_path / "o", shares=(0.5, 0.17, 0.33))
     assert meta["bench"]["source"] == "field" and meta["example_count"] == 6
     assert list(meta["skipped"].values()) == [1]

@@ -282,5 +282,5 @@ def test_a_report_of_the_users_own_eval_outcomes_output(
 def test_report_of_a_folder_with_nothing_to_report_says_what_it_needs(tmp_path: Path) -> None:
     run = _planner("report", str(tmp_path), timeout=60)
     assert run.returncode == 2
-    assert "no demo.json and no eval_outcomes.json" in run.stderr
+    assert "no demo.json, no eval_outcomes.json and no bench" in run.stderr
     assert "Traceback" not in run.stderr

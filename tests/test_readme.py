@@ -57,6 +57,7 @@ def test_the_tour_is_the_pipeline_in_order() -> None:
         "train",
         "eval",
         "bench",
+        "report",
         "build-outcome-dataset",
         "train",
         "eval-outcomes",
@@ -111,6 +112,10 @@ def test_every_line_of_the_tour_runs_and_the_snippet_serves_its_bundle(tmp_path:
     )
     bench = json.loads((runs / "bench" / "results" / "best_of_k.json").read_text())
     assert len(bench) == 600  # every archived run of the root was benched
+    assert (
+        "Every record of the bench was read: 600 issues"
+        in (runs / "bench" / "report.md").read_text()
+    )
     assert outputs[tour_lines()[-1]].startswith("runs ")  # the action the kernel would run
 
     # The deployment snippet, as a kernel's config, serves the value bundle the tour trained.

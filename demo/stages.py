@@ -5,13 +5,16 @@ command after a failure, or after changing one setting, should redo the failed o
 everything after it, not the whole chain. A stage's *input hash* covers its own settings and the
 input hashes of the stages it reads, so a change anywhere upstream invalidates it. A finished
 stage writes ``stages/<name>.json`` (its input hash, its seconds, its result); a stage whose
-record matches and whose outputs still exist is reused. The package version is part of every
-hash (a new release redoes everything); while developing, delete ``stages/<name>.json`` to redo a
-stage whose code changed.
+record matches and whose outputs still exist is reused. The package version and a fingerprint
+of the package's Python source are part of every hash: a new release, or an edit to the code
+(an editable checkout), redoes everything rather than reusing what older code computed.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -27,6 +30,40 @@ from swarm_planner.core.errors import PlannerError
 from swarm_planner.core.recording import write_json_atomic
 
 STAGE_RECORD_V1 = "swarm_planner.stage.v1"
+
+PACKAGES = ("core", "plugins", "kernel_integration", "sim", "demo", "cli")
+"""The subpackages whose source a stage's result may depend on (the root module too)."""
+
+
+def source_fingerprint(folders: dict[str, Path], top: Path | None = None) -> str:
+    """sha256 over every ``.py`` file under each folder (keyed by the folder's name and the
+    file's path inside it, so that an editable checkout and a wheel of the same code agree)
+    and the ``.py`` files directly in ``top``."""
+    digest = hashlib.sha256()
+    files: list[tuple[str, Path]] = []
+    for name, folder in folders.items():
+        files += [
+            (f"{name}/{p.relative_to(folder).as_posix()}", p)
+            for p in folder.rglob("*.py")
+            if "__pycache__" not in p.parts
+        ]
+    if top is not None:
+        files += [(p.name, p) for p in top.glob("*.py")]
+    for key, path in sorted(files):
+        digest.update(key.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """This installation's :func:`source_fingerprint`: once per process."""
+    import swarm_planner
+
+    folders = {
+        name: Path(next(iter(importlib.import_module(f"swarm_planner.{name}").__path__)))
+        for name in PACKAGES
+    }
+    return source_fingerprint(folders, Path(next(iter(swarm_planner.__path__))))
 
 
 class StageError(PlannerError):
@@ -79,7 +116,13 @@ class StageRunner:
         upstream = {name: self.records[name].input_hash for name in stage.after}
         return sha256_hex(
             canonical_json(
-                {"stage": stage.name, "version": __version__, **stage.settings, "after": upstream}
+                {
+                    "stage": stage.name,
+                    "version": __version__,
+                    "code": code_fingerprint(),
+                    **stage.settings,
+                    "after": upstream,
+                }
             )
         )
 

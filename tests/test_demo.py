@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from swarm_planner.demo import stages as stages_module
 from swarm_planner.demo.report import actions_says, frontier_says, skips_says
-from swarm_planner.demo.stages import Stage, StageError, StageRunner
+from swarm_planner.demo.stages import Stage, StageError, StageRunner, source_fingerprint
 
 needs_torch = pytest.mark.skipif(
     os.environ.get("SWARM_PLANNER_EXPECT_TORCH") == "0", reason="the demo trains (train extra)"
@@ -178,6 +179,35 @@ def test_a_stage_reruns_when_an_upstream_setting_changes(tmp_path: Path) -> None
     assert calls == ["a", "b", "c"]
     StageRunner(tmp_path).run_all(stages(1))
     assert calls == ["a", "b", "c", "a", "b"], "b reads a; c does not"
+
+
+def test_every_stage_reruns_when_the_code_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    stage = Stage("s", {"seed": 0}, (), lambda: calls.append("s") or {})
+    StageRunner(tmp_path).run_all([stage])
+    StageRunner(tmp_path).run_all([stage])
+    assert calls == ["s"]
+    monkeypatch.setattr(stages_module, "code_fingerprint", lambda: "an edited checkout")
+    StageRunner(tmp_path).run_all([stage])
+    assert calls == ["s", "s"]
+
+
+def test_the_source_fingerprint_follows_the_code_and_not_where_it_lies(tmp_path: Path) -> None:
+    def package(where: Path, body: str) -> dict[str, Path]:
+        (where / "core" / "sub").mkdir(parents=True)
+        (where / "core" / "a.py").write_text("A = 1\n")
+        (where / "core" / "sub" / "b.py").write_text(body)
+        return {"core": where / "core"}
+
+    first = source_fingerprint(package(tmp_path / "one", "B = 2\n"))
+    elsewhere = package(tmp_path / "two", "B = 2\n")
+    (elsewhere["core"] / "__pycache__").mkdir()
+    (elsewhere["core"] / "__pycache__" / "a.cpython-311.py").write_text("bytecode")
+    (elsewhere["core"] / "notes.txt").write_text("not code")
+    assert source_fingerprint(elsewhere) == first
+    assert source_fingerprint(package(tmp_path / "three", "B = 3\n")) != first
 
 
 def test_a_stage_whose_outputs_were_deleted_runs_again(tmp_path: Path) -> None:

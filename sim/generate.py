@@ -35,6 +35,7 @@ from swarm_planner.core.recording import (
     planner_action_for,
     rfc3339_from_ms,
 )
+from swarm_planner.sim.disturbances import CALM, Disturbances
 from swarm_planner.sim.issues import TOOLCHAINS, draw_issue
 from swarm_planner.sim.routing import Drift, Routed, route
 from swarm_planner.sim.world import SimOutcome, World, stable_rng
@@ -60,6 +61,8 @@ class SimConfig:
     missing_risk_share: float = 0.02
     missing_size_share: float = 0.02
     drift: Drift = attrs.field(factory=Drift)
+    disturbances: Disturbances = CALM
+    """Off by default: the archives are then exactly the calm world's."""
 
 
 @attrs.frozen
@@ -77,14 +80,22 @@ class IssueState:
     attempts: int = 0
 
 
-def system_state_at(t_ms: int, rng: np.random.Generator) -> SystemState:
+def system_state_at(
+    t_ms: int, rng: np.random.Generator, disturbances: Disturbances = CALM
+) -> SystemState:
+    """The kernel's load and health at ``t_ms``; ``disturbances.system_shift`` moves it towards
+    pressure (the same draws, shifted: a calm root's states are unchanged)."""
+    shift = disturbances.system_shift
     hour = (t_ms // HOUR_MS) % 24
     busy = 0.5 + 0.5 * np.sin((hour - 8) / 24 * 2 * np.pi)
+    busy = busy + shift * (1.0 - busy)
     bins = ("0", "1_2", "3_5", "6_plus")
     active = bins[min(3, int(busy * 3.5 + rng.random()))]
     queue = bins[min(3, int(busy * 3 + 2 * rng.random()))]
-    toolchains = tuple(t for t in TOOLCHAINS if rng.random() > 0.05)
-    health = {t: round(float(0.6 + 0.35 * rng.random()), 2) for t in toolchains}
+    toolchains = tuple(t for t in TOOLCHAINS if rng.random() > 0.05 + 0.3 * shift)
+    health = {
+        t: round(float(0.6 + 0.35 * rng.random()) * (1.0 - 0.4 * shift), 2) for t in toolchains
+    }
     week_pos = (t_ms % WEEK_MS) / WEEK_MS
     budget = "high" if week_pos < 0.4 else "medium" if week_pos < 0.8 else "low"
     return SystemState(active, queue, toolchains, health, int(hour), budget)  # type: ignore[arg-type]
@@ -159,7 +170,11 @@ def _manifest(
 
 
 def _planner_record(
-    state: IssueState, routed: Routed, t_ms: int, rng: np.random.Generator
+    state: IssueState,
+    routed: Routed,
+    t_ms: int,
+    rng: np.random.Generator,
+    disturbances: Disturbances = CALM,
 ) -> dict[str, Any]:
     """What a kernel in shadow-less "off" mode records: its input, the rule's answer, the plan."""
     issue = attrs.evolve(state.issue, dk_attempts=state.attempts)
@@ -168,7 +183,7 @@ def _planner_record(
         job_type=state.job_type,
         issue=issue,
         action_space=ActionSpace(),
-        system_state=system_state_at(t_ms, rng),
+        system_state=system_state_at(t_ms, rng, disturbances),
         created_at=rfc3339_from_ms(t_ms),
     )
     baseline = HeuristicRules().decide(planner_input)
@@ -242,7 +257,7 @@ def simulate(
             f"{archives} already holds archives; simulate into an empty root (or --force)"
         )
     archives.mkdir(parents=True, exist_ok=True)
-    world = World(config.seed)
+    world = World(config.seed, config.disturbances)
     rng = stable_rng("simulate", config.seed)
     start_ms = ms_from_rfc3339(config.start)
     span = config.weeks * WEEK_MS
@@ -278,7 +293,11 @@ def simulate(
         workcell = f"wc-{state.issue.issue_id}-{stamp}Z-{k:06d}"
         directory = archives / workcell
         directory.mkdir()
-        planner = None if t_ms < legacy_until else _planner_record(state, routed, t_ms, rng)
+        planner = (
+            None
+            if t_ms < legacy_until
+            else _planner_record(state, routed, t_ms, rng, config.disturbances)
+        )
         write_json_compact(directory / "manifest.json", _manifest(workcell, state, routed, planner))
         if planner is not None and rng.random() < config.rollout_fraction:
             rollout = _rollout(workcell, state.job_type, state.issue.issue_id, t_ms, outcome)

@@ -19,6 +19,7 @@ import numpy as np
 
 from swarm_planner.core.action_space import NA, JointAction
 from swarm_planner.core.contracts import Issue, Status
+from swarm_planner.sim.disturbances import CALM, Disturbances
 
 DEFAULT_MINUTES_CAP = 120
 """Minutes a candidate may run when the action sets no cap (the kernel's hard timeout)."""
@@ -102,9 +103,10 @@ class SimOutcome:
 
 @attrs.frozen
 class World:
-    """The ground truth of one seeded world."""
+    """The ground truth of one seeded world, calm unless ``disturbances`` say otherwise."""
 
     seed: int = 0
+    disturbances: Disturbances = CALM
 
     def traits(self, issue: Issue, job_type: str) -> HiddenTraits:
         """The hidden traits of ``issue``: a pure function of the seed and the public fields."""
@@ -146,6 +148,9 @@ class World:
         traits = self.traits(issue, job_type)
         n = 1 if swarm_id == "serial_handoff" else max(1, candidates)
         cap = float(minutes_cap if minutes_cap is not None else DEFAULT_MINUTES_CAP)
+        disturbed = self.disturbances.active
+        if disturbed:
+            cap *= 1.0 - self.disturbances.queue_pressure
         iters = iterations if iterations is not None else DEFAULT_ITERATIONS
         rng = stable_rng(
             "run", self.seed, issue.issue_id, swarm_id, n, minutes_cap, iterations, attempt, salt
@@ -167,6 +172,26 @@ class World:
             timed_out = needed > cap
             runs.append(CandidateRun(not timed_out and draw < p_solve, timed_out, min(needed, cap)))
         solved = any(r.solved for r in runs)
+        outage = flaky = False
+        if disturbed:  # its own stream: a calm twin's draws above are untouched
+            hit = stable_rng(
+                "disturb",
+                self.seed,
+                issue.issue_id,
+                swarm_id,
+                n,
+                minutes_cap,
+                iterations,
+                attempt,
+                salt,
+            )
+            outage = hit.random() < self.disturbances.toolchain_outage
+            # Each candidate that solved it meets the flaky gate on its own: a vote of two is
+            # two chances.
+            flaky = solved and all(
+                hit.random() < self.disturbances.flaky_gates for r in runs if r.solved
+            )
+            solved = solved and not outage and not flaky
         if solved:
             status: Status = "success"
         elif all(r.timed_out for r in runs):
@@ -176,12 +201,17 @@ class World:
         # speculate: the vote waits for every candidate, so duration is the max, cost the sum.
         minutes = max(r.minutes for r in runs) + (1.5 if n > 1 else 0.0)
         spent = sum(r.minutes for r in runs)
+        failing = "build" if outage else "e2e" if flaky else traits.failure_gate
         gates = tuple(
-            (name, solved or name != traits.failure_gate, 1.0 if solved else 0.0)
-            for name in sorted({"pytest", "ruff", traits.failure_gate})
+            (name, solved or name != failing, 1.0 if solved else 0.0)
+            for name in sorted({"pytest", "ruff", failing})
         )
         if solved:
             codes: tuple[str, ...] = ()
+        elif outage:
+            status, codes = "failed", ("toolchain_unavailable",)
+        elif flaky:
+            status, codes = "failed", ("flaky_selector",)
         elif status == "timeout":
             codes = ("timeout_exceeded",)
         else:

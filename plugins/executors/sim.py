@@ -2,7 +2,7 @@
 
 It is the same ground truth that produced the simulated archives (:meth:`World.run_action`), so
 archive labels and bench outcomes come from one world. Options: ``seed`` (the world's seed; use
-the seed the root was simulated with).
+the seed the root was simulated with) and ``disturbances`` (off by default: the calm world).
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from swarm_planner.core.action_space import JointAction
 from swarm_planner.core.contracts import PlannerInput
 from swarm_planner.core.hookspecs import Register
 from swarm_planner.core.protocols import CandidateOutcome, GateOutcome
+from swarm_planner.sim.disturbances import CALM, Disturbances
 from swarm_planner.sim.world import World
 
 
 @attrs.frozen
 class SimExecutorOptions:
     seed: int = 0
+    disturbances: Disturbances = CALM
 
 
 @attrs.frozen
@@ -28,7 +30,7 @@ class SimExecutor:
 
     @classmethod
     def from_options(cls, options: SimExecutorOptions) -> SimExecutor:
-        return cls(World(options.seed))
+        return cls(World(options.seed, options.disturbances))
 
     def run(self, planner_input: PlannerInput, action: JointAction) -> CandidateOutcome:
         """The world's outcome (it applies the action's own minutes cap; no wall-clock wait)."""

@@ -626,6 +626,7 @@ def _show_traceback() -> None:
 # The outcome commands live in their own module; importing it registers them on ``app``.
 from swarm_planner.cli import bench_cmd as _bench_cmd  # noqa: E402
 from swarm_planner.cli import demo_cmd as _demo_cmd  # noqa: E402
+from swarm_planner.cli import models_cmd as _models_cmd  # noqa: E402
 from swarm_planner.cli import serve_cmd as _serve_cmd  # noqa: E402
 
-__all__ = ["_bench_cmd", "_demo_cmd", "_serve_cmd", "app", "main"]
+__all__ = ["_bench_cmd", "_demo_cmd", "_models_cmd", "_serve_cmd", "app", "main"]

@@ -159,10 +159,14 @@ def executed_plan_from_action(
     )
 
 
-def write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
+def write_json_atomic(
+    path: Path, data: Any, *, indent: int | None = 2, durable: bool = False
+) -> None:
     """Write JSON through a temporary file and a rename, so a reader never sees half a file.
     A symlink is followed (the file it points to is replaced, the link kept) and an existing
-    file keeps its permissions."""
+    file keeps its permissions. ``durable``: the content and the rename are on disk before
+    this returns (fsync of the file, then of its folder), for pointers that must survive a
+    power cut as well as a killed process."""
     path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if path.exists() else None
@@ -172,9 +176,18 @@ def write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
             separators = None if indent is not None else (",", ":")
             json.dump(data, handle, indent=indent, sort_keys=True, separators=separators)
             handle.write("\n")
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
+        if durable:
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

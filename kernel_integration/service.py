@@ -55,10 +55,13 @@ from swarm_planner.core.recording import (
     planner_action_for,
     write_planner_section,
 )
+from swarm_planner.core.registry import Registry, resolve_model_path
 from swarm_planner.kernel_integration import gate
 from swarm_planner.kernel_integration.decision import LOGGING_KEY, Branch, Decision, Recorded
 from swarm_planner.kernel_integration.live_history import LiveHistory
 
+REGISTRY_POLL_SECONDS = 1.0
+"""How often a service serving ``registry://DIR`` reads the registry's ``current``."""
 _SAFE_MEMO = 512
 """Safe sets remembered per (space, job type, baseline); cleared when full."""
 
@@ -72,6 +75,8 @@ class LoadedModel:
     ref: ModelRef | None
     bundle_id: str | None
     path: str | None
+    version: str | None = None
+    """The registry version it is (``planner.model.path: registry://DIR``), else None."""
 
 
 @attrs.define
@@ -177,6 +182,9 @@ class PlannerService:
         self._clamps: dict[
             tuple[JointAction, ActionSpace, str, JointAction | None], gate.Clamped | None
         ] = {}
+        self._registry_check_at = 0.0
+        self.registry_error: str | None = None
+        """Why the registry's ``current`` could not be followed, if it could not."""
         self._last_resort = self._emergency(None, "internal_error", None)
         """Built once, so that even a failure to build records still answers."""
         if config.mode != "off":
@@ -196,6 +204,9 @@ class PlannerService:
 
     def _build(self, path: str | None) -> LoadedModel:
         model = self.config.model
+        version = None
+        if path:
+            path, version = resolve_model_path(path)  # registry://DIR: its current version
         config = attrs.evolve(self.config, model=attrs.evolve(model, path=path))
         ref: ModelRef | None = None
         bundle_id = None
@@ -225,13 +236,17 @@ class PlannerService:
         )
         if ref is None:
             ref = ModelRef(model.type, __version__)
-        return LoadedModel(policy, model.type, ref, bundle_id, path)
+        return LoadedModel(policy, model.type, ref, bundle_id, path, version)
 
     def _load(self) -> None:
         """Load the model if none is loaded and the retry schedule says it is due. A decision
         never waits for a load another thread is doing (a reload): it goes on without it."""
         state = self.load_state
-        if self._model is not None or self.clock() < state.retry_at:
+        if self._model is not None:
+            if self._model.version is not None:
+                self._follow_registry()
+            return
+        if self.clock() < state.retry_at:
             return
         if not self._load_lock.acquire(blocking=False):
             return
@@ -243,6 +258,34 @@ class PlannerService:
                     self._failed(exc)
         finally:
             self._load_lock.release()
+
+    def _follow_registry(self) -> None:
+        """Served from a registry: at most every REGISTRY_POLL_SECONDS, read its ``current``
+        and, when another version was promoted (or rolled back to), load it in the background;
+        decisions go on with the model they have until it is in place. Never raises."""
+        now = self.clock()
+        if now < self._registry_check_at:
+            return
+        self._registry_check_at = now + REGISTRY_POLL_SECONDS
+        loaded = self._model
+        try:
+            wanted = Registry(str(self.config.model.path)).current_version()
+        except Exception as exc:  # a registry being repaired: keep serving what is loaded
+            self.registry_error = f"{type(exc).__name__}: {exc}"
+            return
+        self.registry_error = None
+        if loaded is None or wanted is None or wanted == loaded.version:
+            return
+        if self._load_lock.locked():
+            return
+
+        def follow() -> None:
+            try:
+                self.reload()
+            except Exception as exc:  # the new version did not load: the old one stays
+                self.registry_error = f"{wanted} did not load: {exc}"
+
+        threading.Thread(target=follow, name="planner-registry-follow", daemon=True).start()
 
     def _failed(self, exc: Exception) -> None:
         state = self.load_state
@@ -684,6 +727,8 @@ class PlannerService:
             "fallback": self.config.model.fallback,
             "bundle": None if model is None else model.path,
             "bundle_id": None if model is None else model.bundle_id,
+            "registry_version": None if model is None else model.version,
+            "registry_error": self.registry_error,
             "checkpoint_id": None
             if model is None or model.ref is None
             else model.ref.checkpoint_id,

@@ -247,7 +247,8 @@ def train_cmd(
     init: Path | None = typer.Option(
         None,
         "--init",
-        help="Start from this bundle's weights (fine-tune a Stage-A bundle on bench winners).",
+        help="Start from this bundle's weights: an mlp/joint bundle fine-tuned on bench "
+        "winners, or a value bundle on a new outcome dataset.",
     ),
     model: str = typer.Option(
         "mlp",
@@ -353,8 +354,10 @@ def _train_outcomes(
     from swarm_planner.core.progress import progress_bar
     from swarm_planner.plugins.encoders.compositional import CompositionalOptions
 
-    if init is not None:
-        raise typer.BadParameter("--init fine-tunes an mlp or joint bundle", param_hint="--init")
+    if init is not None and model == "table":
+        raise typer.BadParameter(
+            "--init fine-tunes an mlp, joint or value bundle", param_hint="--init"
+        )
     if model == "table":
         from swarm_planner.plugins.models.table import fit_table
 
@@ -374,7 +377,7 @@ def _train_outcomes(
         encoder=CompositionalOptions(n_history=n_history),
     )
     with progress_bar("train value", enabled=not quiet) as progress:
-        result = train_value(dataset, out, config, progress=progress)
+        result = train_value(dataset, out, config, init=init, progress=progress)
     if as_json:
         typer.echo(json.dumps(result.metrics, indent=2))
         return

@@ -176,6 +176,32 @@ def test_fine_tuning_on_bench_winners_starts_from_a_stage_a_bundle(
         )
 
 
+def test_a_value_bundle_fine_tunes_from_an_earlier_one_and_refuses_a_stranger(
+    outcomes: Path, value_bundle: Path, tmp_path: Path
+) -> None:
+    import json
+
+    # With a learning rate too small to move anything, one epoch shows where it started: at
+    # the earlier bundle's best validation loss, not at a fresh network's.
+    still = ValueConfig(max_epochs=1, lr=1e-9)
+    tuned = train_value(outcomes / "data", tmp_path / "tuned", still, init=value_bundle)
+    meta = json.loads((tmp_path / "tuned" / "metadata.json").read_text())
+    assert meta["init_from"] == str(value_bundle)
+    earlier = json.loads((value_bundle / "metrics.json").read_text())["training"]["best_val_loss"]
+    fresh = train_value(outcomes / "data", tmp_path / "fresh", still)
+    assert tuned.metrics["training"]["best_val_loss"] == pytest.approx(earlier, abs=1e-4)
+    assert fresh.metrics["training"]["best_val_loss"] > earlier + 0.05
+    with pytest.raises(TrainingError, match="layer sizes differ"):
+        train_value(outcomes / "data", tmp_path / "x", ValueConfig(dim=16), init=value_bundle)
+    with pytest.raises(TrainingError, match="no-such-bundle: not a bundle folder"):
+        train_value(
+            outcomes / "data",
+            tmp_path / "y",
+            ValueConfig(max_epochs=1),
+            init=Path(__file__).parent / "fixtures" / "no-such-bundle",
+        )
+
+
 def test_the_value_bundle_decides_through_the_service_and_the_loop(
     value_bundle: Path, tmp_path: Path
 ) -> None:

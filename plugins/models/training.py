@@ -144,28 +144,34 @@ def dataset_source(folder: Path | str) -> DatasetSource:
 
 
 def start_from(
-    net: Any, bundle: Path, config: TrainConfig, encoder: CompositionalEncoder, space: ActionSpace
+    net: Any,
+    bundle: Path,
+    *,
+    model_type: str,
+    layers: dict[str, Any],
+    encoder: CompositionalEncoder,
+    space: ActionSpace,
 ) -> None:
-    """Load a bundle's weights into ``net``; the bundle must describe this very network."""
+    """Load a bundle's weights into ``net`` (fine-tuning); the bundle must describe this very
+    network: its model type, its encoder options, its action space and its layer sizes
+    (``layers``: the keys of its config.json ``model`` section that size the network)."""
     import torch
 
-    from swarm_planner.core.bundle import BundleError, load_served
+    from swarm_planner.core.bundle import BundleError, load_served, read_bundle_json
 
     try:
         served = load_served(bundle, required=("model.pt",))
     except BundleError as exc:
         raise TrainingError(f"--init {bundle}: {exc}") from exc
     problems = []
-    if served.model_type != config.model:
-        problems.append(f"it is a {served.model_type} bundle, not {config.model}")
+    if served.model_type != model_type:
+        problems.append(f"it is a {served.model_type} bundle, not {model_type}")
     if canonical_json(served.config.encoder.options) != canonical_json(encoder.config()["options"]):
         problems.append("its encoder options differ from this training's")
     if not served.space.equivalent(space):
         problems.append("its action space differs from the dataset's")
-    if (
-        tuple(served.config.model.hidden) != tuple(config.hidden)
-        or served.config.model.dim != config.dim
-    ):
+    theirs = read_bundle_json(bundle, "config.json").get("model", {})
+    if any(canonical_json(theirs.get(k)) != canonical_json(v) for k, v in layers.items()):
         problems.append("its layer sizes differ from this training's")
     if problems:
         raise TrainingError(f"--init {bundle}: cannot start from it: {'; '.join(problems)}")
@@ -233,7 +239,14 @@ def train(
         hidden=config.hidden,
     )
     if init is not None:
-        start_from(net, Path(init), config, encoder, space)
+        start_from(
+            net,
+            Path(init),
+            model_type=config.model,
+            layers={"dim": config.dim, "hidden": list(config.hidden)},
+            encoder=encoder,
+            space=space,
+        )
 
     def tensors(e: Encoded) -> tuple[torch.Tensor, ...]:
         return (

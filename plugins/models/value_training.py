@@ -154,9 +154,12 @@ def train_value(
     out: Path | str,
     config: ValueConfig | None = None,
     *,
+    init: Path | str | None = None,
     progress: Progress | None = None,
 ) -> ValueResult:
-    """Train, calibrate, export and write a value bundle to ``out``."""
+    """Train, calibrate, export and write a value bundle to ``out``. ``init``: a value bundle
+    of the same encoder, action space and sizes to start from (fine-tuning: a pipeline's next
+    stage starts from what the last one learned)."""
     import torch
 
     from swarm_planner.plugins.models.nets import ValueNet
@@ -191,6 +194,21 @@ def train_value(
         hidden=config.hidden,
         action_dim=config.action_dim,
     )
+    if init is not None:
+        from swarm_planner.plugins.models.training import start_from
+
+        start_from(
+            net,
+            Path(init),
+            model_type="value",
+            layers={
+                "dim": config.dim,
+                "hidden": list(config.hidden),
+                "action_dim": config.action_dim,
+            },
+            encoder=encoder,
+            space=space,
+        )
 
     def tensors(d: OutcomeTensors) -> tuple[torch.Tensor, ...]:
         return (
@@ -316,6 +334,7 @@ def train_value(
     write_json(out / "metrics.json", metrics)
     validation = _export(net, out, data["test"], (scale, shift), duration_scale, cost_scale)
     write_json(out / "validation.json", validation)
+    torch.save(net.state_dict(), out / "model.pt")  # what a later stage fine-tunes from
     seal(
         out,
         {
@@ -328,6 +347,7 @@ def train_value(
                 "bench": meta.bench,
             },
             "training_config": attrs.asdict(config),
+            "init_from": None if init is None else str(init),
             "versions": {"torch": torch.__version__, "numpy": np.__version__},
             "git_revision": git_revision(),
             "metrics": {

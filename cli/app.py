@@ -630,6 +630,7 @@ def _show_traceback() -> None:
 from swarm_planner.cli import bench_cmd as _bench_cmd  # noqa: E402
 from swarm_planner.cli import demo_cmd as _demo_cmd  # noqa: E402
 from swarm_planner.cli import models_cmd as _models_cmd  # noqa: E402
+from swarm_planner.cli import pipeline_cmd as _pipeline_cmd  # noqa: E402
 from swarm_planner.cli import serve_cmd as _serve_cmd  # noqa: E402
 
-__all__ = ["_bench_cmd", "_demo_cmd", "_models_cmd", "_serve_cmd", "app", "main"]
+__all__ = ["_bench_cmd", "_demo_cmd", "_models_cmd", "_pipeline_cmd", "_serve_cmd", "app", "main"]

@@ -15,6 +15,7 @@ temperature and the output scales inside the graph) and checked against torch on
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +156,14 @@ def train_value(
     config: ValueConfig | None = None,
     *,
     init: Path | str | None = None,
+    replay: Sequence[Path | str] = (),
     progress: Progress | None = None,
 ) -> ValueResult:
     """Train, calibrate, export and write a value bundle to ``out``. ``init``: a value bundle
     of the same encoder, action space and sizes to start from (fine-tuning: a pipeline's next
-    stage starts from what the last one learned)."""
+    stage starts from what the last one learned). ``replay``: earlier outcome datasets whose
+    train rows join this one's (rehearsal, so that fine-tuning on a new world does not forget
+    the old one); validation, calibration and the test figures stay this dataset's own."""
     import torch
 
     from swarm_planner.plugins.models.nets import ValueNet
@@ -174,6 +178,16 @@ def train_value(
     for name in SPLITS:
         if not rows[name]:
             raise TrainingError(f"{dataset}: the {name} split of the outcome dataset is empty")
+    replayed = 0
+    for earlier in replay:
+        try:
+            more, their_space = read_outcome_rows(earlier)
+        except DatasetError as exc:
+            raise TrainingError(f"replay {earlier}: {exc}") from exc
+        if not their_space.equivalent(space):
+            raise TrainingError(f"replay {earlier}: its action space differs from {dataset}'s")
+        rows["train"] = [*rows["train"], *more["train"]]
+        replayed += len(more["train"])
     k = max(len(r.candidates) for part in rows.values() for r in part)
     encoder = CompositionalEncoder(config.encoder)
     data = {name: encode_outcomes(part, encoder, space, k) for name, part in rows.items()}
@@ -348,6 +362,7 @@ def train_value(
             },
             "training_config": attrs.asdict(config),
             "init_from": None if init is None else str(init),
+            "replayed": {"datasets": [str(p) for p in replay], "train_rows": replayed},
             "versions": {"torch": torch.__version__, "numpy": np.__version__},
             "git_revision": git_revision(),
             "metrics": {

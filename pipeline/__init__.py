@@ -1,0 +1,1 @@
+"""Staged training with graduation: ``planner pipeline run`` (see docs/pipeline.md)."""

@@ -52,19 +52,27 @@ def _kind(param: Any) -> str:
     return kind
 
 
+def _section(path: str, command: Any) -> list[str]:
+    """A command's section, then one per subcommand of a group (``planner models list``)."""
+    lines = [f"## `{path}`", "", (command.help or "").strip(), ""]
+    params = [p for p in command.params if p.name != "help"]
+    for param in params:
+        help_text = " ".join((getattr(param, "help", None) or "").split())
+        lines.append(
+            f"- {_names(param)} ({_kind(param)}){_default(param)}: {help_text}".rstrip(": ")
+        )
+    if params:
+        lines.append("")
+    for name in sorted(getattr(command, "commands", {}) or {}):
+        lines += _section(f"{path} {name}", command.commands[name])
+    return lines
+
+
 def reference() -> str:
     group: Any = typer.main.get_command(app)
     lines = [HEADER]
     for name in sorted(group.commands):
-        command = group.commands[name]
-        lines += [f"## `planner {name}`", "", (command.help or "").strip(), ""]
-        params = [p for p in command.params if p.name != "help"]
-        for param in params:
-            help_text = " ".join((getattr(param, "help", None) or "").split())
-            lines.append(
-                f"- {_names(param)} ({_kind(param)}){_default(param)}: {help_text}".rstrip(": ")
-            )
-        lines.append("")
+        lines += _section(f"planner {name}", group.commands[name])
     return "\n".join(lines).rstrip() + "\n"
 
 

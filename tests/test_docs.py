@@ -64,6 +64,10 @@ def test_every_command_shown_exists_with_the_options_it_uses(shown: tuple[str, l
     where, words = shown
     command = COMMANDS.get(words[0])
     assert command is not None, f"{where}: no command {words[0]!r}"
+    while getattr(command, "commands", None) and len(words) > 1:  # a group: its subcommand
+        sub = command.commands.get(words[1])
+        assert sub is not None, f"{where}: no command {words[0]} {words[1]!r}"
+        command, words = sub, words[1:]
     known = {opt for p in command.params for opt in [*p.opts, *p.secondary_opts]}
     used = {w.split("=")[0] for w in words[1:] if w.startswith("-")}
     assert used <= known | {"--help"}, f"{where}: unknown options {sorted(used - known)}"

@@ -46,11 +46,12 @@ PIPELINE_V1 = "swarm_planner.pipeline.v1"
 
 @attrs.frozen
 class EvalSet:
-    """Held-out issues of a stage, run in a world (the stage's, or its calm twin)."""
+    """Held-out issues of a stage, run in a world (the stage's, or its calm twin), or, for a
+    stage on its own data, read offline from its bench (``world`` None)."""
 
     name: str
     dataset: Path
-    world: WorldSpec
+    world: WorldSpec | None
 
 
 @attrs.frozen
@@ -81,10 +82,13 @@ class PipelineResult:
 
 
 def eval_sets(folder: Path, stage: StageSpec) -> list[EvalSet]:
-    own = EvalSet(stage.name, folder / stage.name / "outcomes", stage.world)
-    if not stage.calm_twin:
+    if not stage.evaluated:
+        return []
+    world = stage.the_world if stage.simulated else None
+    own = EvalSet(stage.name, folder / stage.name / "outcomes", world)
+    if not stage.calm_twin or world is None:
         return [own]
-    calm = attrs.evolve(stage.world, disturbances=CALM)
+    calm = attrs.evolve(world, disturbances=CALM)
     return [own, EvalSet(f"{stage.name}/calm", own.dataset, calm)]
 
 
@@ -96,10 +100,13 @@ def evaluate_on(
     from swarm_planner.core.evaluation import PolicySpec
     from swarm_planner.core.outcome_eval import evaluate_outcomes
 
-    executor = host.create(
-        "executor",
-        "sim",
-        {"seed": evalset.world.seed, "disturbances": unstructure(evalset.world.disturbances)},
+    world = evalset.world
+    executor = (
+        None
+        if world is None
+        else host.create(
+            "executor", "sim", {"seed": world.seed, "disturbances": unstructure(world.disturbances)}
+        )
     )
     specs = [PolicySpec("heuristic", {}, "heuristic")]
     specs += [PolicySpec(path, dict(options), label) for label, (path, options) in bundles.items()]
@@ -194,7 +201,8 @@ def stage_steps(
     step reads)."""
     stage = spec.stages[index]
     base = folder / stage.name
-    world = stage.world
+    world = stage.the_world
+    data = stage.data
     name = stage.name
     previous = f"{spec.stages[index - 1].name}.graduate" if index else None
     earlier_outcomes = [s for s in spec.stages[:index] if s.kind == "outcomes"]
@@ -218,7 +226,8 @@ def stage_steps(
     def dataset() -> dict[str, Any]:
         from swarm_planner.core.dataset import build_dataset, check_dataset
 
-        result = build_dataset(base / "root", base / "dataset")
+        root = base / "root" if data is None else Path(str(data.root))
+        result = build_dataset(root, base / "dataset")
         failed = [g for g in check_dataset(base / "dataset") if not g.passed]
         if failed:
             raise ValueError(
@@ -253,8 +262,13 @@ def stage_steps(
     def outcomes() -> dict[str, Any]:
         from swarm_planner.core.outcomes import build_outcome_dataset
 
-        meta = build_outcome_dataset(base / "bench", base / "outcomes", shares=SHARES)
-        return {"dataset_hash": meta["dataset_hash"], "rows": meta["example_count"]}
+        bench = base / "bench" if data is None else Path(str(data.bench))
+        meta = build_outcome_dataset(bench, base / "outcomes", shares=SHARES)
+        return {
+            "dataset_hash": meta["dataset_hash"],
+            "rows": meta["example_count"],
+            "bench_hash": (meta.get("bench") or {}).get("config_hash"),
+        }
 
     def starting_point() -> Path | None:
         if stage.init != "previous":
@@ -329,7 +343,10 @@ def stage_steps(
         passed = all(r.passed for r in results)
         version = None
         if passed:
-            bench_hash = runner.records[f"{name}.bench"].result.get("config_hash")
+            outcomes_record = runner.records.get(f"{name}.outcomes")
+            bench_hash = (
+                None if outcomes_record is None else outcomes_record.result.get("bench_hash")
+            )
             lineage = registry.add(
                 bundle,
                 {
@@ -339,7 +356,7 @@ def stage_steps(
                     "pipeline": spec.name,
                     "criteria": [unstructure(r) for r in results],
                     "notes": {
-                        "environment": unstructure(world),
+                        "environment": unstructure(world if data is None else data),
                         "kind": stage.kind,
                         "policy_options": dict(stage.options),
                     },
@@ -352,31 +369,43 @@ def stage_steps(
             "figures": _point_figures(figures),
         }
 
-    steps = [
-        Stage(f"{name}.simulate", {"world": unstructure(world)}, (), simulate, (f"{name}/root",))
-    ]
-    if stage.kind == "imitation":
+    steps: list[Stage] = []
+    fingerprint: dict[str, Any] = {}
+    source: tuple[str, ...] = ()
+    if data is None:
         steps.append(
-            Stage(f"{name}.dataset", {}, (f"{name}.simulate",), dataset, (f"{name}/dataset",))
+            Stage(
+                f"{name}.simulate", {"world": unstructure(world)}, (), simulate, (f"{name}/root",)
+            )
         )
-    steps += [
-        Stage(
-            f"{name}.bench",
-            {"bench": unstructure(stage.bench)},
-            (f"{name}.simulate",),
-            bench,
-            (f"{name}/bench",),
-        ),
-        Stage(
-            f"{name}.outcomes",
-            {"shares": list(SHARES)},
-            (f"{name}.bench",),
-            outcomes,
-            (f"{name}/outcomes",),
-        ),
-    ]
-    data = f"{name}.dataset" if stage.kind == "imitation" else f"{name}.outcomes"
-    train_after = (data,) + ((previous,) if previous and stage.init == "previous" else ())
+        source = (f"{name}.simulate",)
+    else:
+        fingerprint = {"data": unstructure(data), "content": data_fingerprint(data)}
+    if stage.kind == "imitation":
+        steps.append(Stage(f"{name}.dataset", fingerprint, source, dataset, (f"{name}/dataset",)))
+    if data is None:
+        steps.append(
+            Stage(
+                f"{name}.bench",
+                {"bench": unstructure(stage.bench)},
+                source,
+                bench,
+                (f"{name}/bench",),
+            )
+        )
+        source = (f"{name}.bench",)
+    if stage.evaluated:
+        steps.append(
+            Stage(
+                f"{name}.outcomes",
+                {"shares": list(SHARES), **fingerprint},
+                source,
+                outcomes,
+                (f"{name}/outcomes",),
+            )
+        )
+    learned = f"{name}.dataset" if stage.kind == "imitation" else f"{name}.outcomes"
+    train_after = (learned,) + ((previous,) if previous and stage.init == "previous" else ())
     if stage.replay:
         train_after += tuple(f"{s.name}.outcomes" for s in earlier_outcomes)
     steps.append(
@@ -394,7 +423,8 @@ def stage_steps(
             (f"{name}/bundle",),
         )
     )
-    earlier_sets = tuple(f"{s.name}.outcomes" for s in spec.stages[:index])
+    earlier_sets = tuple(f"{s.name}.outcomes" for s in spec.stages[:index] if s.evaluated)
+    own_set = (f"{name}.outcomes",) if stage.evaluated else ()
     steps.append(
         Stage(
             f"{name}.graduate",
@@ -405,12 +435,29 @@ def stage_steps(
                 "options": stage.options,
                 "registry": str(registry.folder.resolve()),
             },
-            (f"{name}.train", f"{name}.outcomes", *earlier_sets)
-            + ((previous,) if previous else ()),
+            (f"{name}.train", *own_set, *earlier_sets) + ((previous,) if previous else ()),
             graduate,
         )
     )
     return steps
+
+
+def data_fingerprint(data: Any) -> str:
+    """What a stage's own data folders hold, cheaply (every file's path, size and mtime): a
+    changed root or bench re-runs the steps that read it, an untouched one does not."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in (data.root, data.bench):
+        if folder is None:
+            continue
+        top = Path(folder)
+        files = sorted(p for p in top.rglob("*") if p.is_file()) if top.is_dir() else []
+        for path in files:
+            stat = path.stat()
+            line = f"{path.relative_to(top)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+            digest.update(line.encode())
+    return digest.hexdigest()
 
 
 def _point_figures(figures: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,18 @@ class WorldSpec:
 
 
 @attrs.frozen
+class DataSpec:
+    """A stage's own data instead of the embedded world: a kernel root and/or a bench folder
+    (ours or the field's); relative paths are relative to the pipeline file."""
+
+    root: str | None = None
+    """A kernel repo root: an imitation stage's dataset is built from its archives."""
+    bench: str | None = None
+    """A bench folder: an outcomes stage's training data, and any stage's evaluation set
+    (evaluated offline: on the issues where the bench tried the action a policy chooses)."""
+
+
+@attrs.frozen
 class BenchSpec:
     k: int = json_field(default=4, validator=positive)
     sampler: str = "coverage"
@@ -90,7 +102,9 @@ class StageSpec:
     """``imitation``: learn the executed plans of the world's archives (``mlp`` or ``joint``);
     ``outcomes``: learn from a best-of-K bench of them (``value``)."""
     policy: Literal["mlp", "joint", "value"]
-    world: WorldSpec = attrs.field(factory=WorldSpec)
+    world: WorldSpec | None = None
+    """The embedded world (the default when neither ``world`` nor ``data`` is given)."""
+    data: DataSpec | None = None
     init: Literal["none", "previous"] = "none"
     """``previous``: fine-tune the last promoted bundle (it must be of the same policy)."""
     replay: bool = False
@@ -107,6 +121,20 @@ class StageSpec:
     """Also evaluate on the same held-out issues in the calm world (a disturbed stage is
     judged on disturbed and calm issues alike)."""
     criteria: tuple[Criterion, ...] = ()
+
+    @property
+    def simulated(self) -> bool:
+        return self.data is None
+
+    @property
+    def the_world(self) -> WorldSpec:
+        """The world of a simulated stage (its own, or the default world)."""
+        return self.world or WorldSpec()
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether it has an evaluation set: a world, or a bench of its own."""
+        return self.data is None or self.data.bench is not None
 
 
 @attrs.frozen
@@ -145,10 +173,31 @@ def _check(spec: PipelineSpec) -> list[str]:
             problems.append(f"{where}.replay: only an outcomes stage replays earlier data")
         if stage.init == "previous" and i == 0:
             problems.append(f"{where}.init: the first stage has no previous bundle")
+        problems += _data_problems(stage, where)
         problems += _train_problems(stage, where)
         for j, c in enumerate(stage.criteria):
             if c.metric == "exact_match" and stage.kind != "imitation":
                 problems.append(f"{where}.criteria[{j}].metric: exact_match is an imitation metric")
+    return problems
+
+
+def _data_problems(stage: StageSpec, where: str) -> list[str]:
+    data = stage.data
+    if data is None:
+        return []
+    problems = []
+    if stage.world is not None:
+        problems.append(f"{where}.data: give world or data, not both")
+    if stage.kind == "imitation" and data.root is None:
+        problems.append(f"{where}.data.root: an imitation stage learns from a kernel root")
+    if stage.kind == "outcomes" and data.bench is None:
+        problems.append(f"{where}.data.bench: an outcomes stage learns from a bench folder")
+    if stage.calm_twin:
+        problems.append(f"{where}.calm_twin: a calm twin needs the embedded world, not data")
+    if data.bench is None and any(c.metric in OUTCOME_METRICS for c in stage.criteria):
+        problems.append(
+            f"{where}.criteria: outcome metrics need an evaluation set (data.bench, or a world)"
+        )
     return problems
 
 
@@ -184,6 +233,21 @@ def parse_pipeline(data: Any, *, source: str = "<pipeline>") -> PipelineSpec:
     if problems:
         raise ConfigError(source, problems)
     return spec
+
+
+def _resolved(spec: PipelineSpec, base: Path) -> PipelineSpec:
+    """Data paths relative to the pipeline file's folder, made absolute."""
+
+    def at(path: str | None) -> str | None:
+        return None if path is None else str((base / path).resolve())
+
+    stages = tuple(
+        s
+        if s.data is None
+        else attrs.evolve(s, data=DataSpec(root=at(s.data.root), bench=at(s.data.bench)))
+        for s in spec.stages
+    )
+    return attrs.evolve(spec, stages=stages)
 
 
 def _lines(text: str) -> dict[str, int]:
@@ -230,7 +294,7 @@ def load_pipeline(path: str | Path) -> PipelineSpec:
     except DocumentError as exc:
         raise ConfigError(str(path), [exc.problem]) from exc
     try:
-        return parse_pipeline(data, source=str(path))
+        return _resolved(parse_pipeline(data, source=str(path)), path.parent)
     except ConfigError as exc:
         lines = _lines(path.read_text(encoding="utf-8"))
         raise ConfigError(str(path), [_with_line(p, lines) for p in exc.problems]) from None

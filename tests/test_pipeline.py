@@ -76,6 +76,20 @@ def test_every_problem_of_a_pipeline_file_is_named_with_its_line(tmp_path: Path)
             "imitation metric",
         ),
         ("kind: imitation, policy: mlp, replay: true", "only an outcomes stage replays"),
+        (
+            "kind: imitation, policy: mlp, data: {bench: b}",
+            "an imitation stage learns from a kernel root",
+        ),
+        ("kind: outcomes, policy: value, data: {root: r}", "an outcomes stage learns from a bench"),
+        (
+            "kind: imitation, policy: mlp, data: {root: r}, world: {seed: 1}",
+            "world or data, not both",
+        ),
+        ("kind: imitation, policy: mlp, data: {root: r}, calm_twin: true", "a calm twin needs"),
+        (
+            "kind: imitation, policy: mlp, data: {root: r}, criteria: [{metric: pass_rate, min: 0}]",
+            "outcome metrics need an evaluation set",
+        ),
     ],
 )
 def test_a_stage_that_cannot_run_is_refused_before_anything_runs(
@@ -227,3 +241,68 @@ def test_the_example_pipeline_graduates_all_four_stages_with_their_lineage(
     assert drift["drift"]["codex_timeout_seconds"] == 3600
     assert lineages[3].notes["environment"] == drift
     assert lineages[3].notes["policy_options"] == {"cost_weight": 0.16}
+
+
+@needs_torch
+def test_stages_on_a_kernels_own_root_and_bench_graduate_offline(tmp_path: Path) -> None:
+    """A user's pipeline: an imitation stage on their kernel root, then an outcomes stage on
+    their bench, both judged offline on the bench's held-out issues (no world to run in)."""
+    pytest.importorskip("torch")
+    kernel = tmp_path / "mine" / "kernel"
+    for args in (
+        ("simulate", "--out", str(kernel), "--issues", "700", "--seed", "4"),
+        (
+            "bench",
+            "--root",
+            str(kernel),
+            "--k",
+            "3",
+            "--executor",
+            "sim",
+            "--out",
+            str(kernel.parent / "bench"),
+        ),
+    ):
+        made = subprocess.run(
+            [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert made.returncode == 0, made.stderr
+    path = tmp_path / "mine" / "pipeline.yaml"
+    path.write_text(
+        """
+pipeline:
+  name: mine
+  tolerance: {pass_rate_points: 50, cost_per_pass_pct: 500}
+  stages:
+    - name: routing
+      kind: imitation
+      policy: mlp
+      data: {root: kernel, bench: bench}      # relative to this file
+      train: {max_epochs: 4}
+      criteria: [{metric: pass_rate, min: 0.05}]
+    - name: outcomes
+      kind: outcomes
+      policy: value
+      data: {bench: bench}
+      train: {max_epochs: 4}
+      criteria: [{metric: pass_rate, vs: heuristic, min: -50}]
+"""
+    )
+    out = tmp_path / "run"
+    done = _run(path, out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "simulate" not in done.stdout and ".bench" not in done.stdout  # their data, as it is
+    registry = Registry(out / "registry")
+    assert registry.versions() == ["v1", "v2"]
+    second = registry.lineage("v2")
+    assert second.notes["environment"]["bench"] == str((kernel.parent / "bench").resolve())
+    assert second.bench_hash and {c.evaluation for c in second.criteria} == {"outcomes", "routing"}
+    # Their data changed (a new archive landed): the steps that read it run again.
+    (kernel / ".cyntra" / "archives" / "note.txt").write_text("a new file")
+    again = _run(path, out)
+    assert "routing.dataset" in again.stdout and "routing.dataset" not in [
+        line.split()[1] for line in again.stdout.splitlines() if "(reused" in line
+    ]

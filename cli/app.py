@@ -253,8 +253,8 @@ def train_cmd(
     model: str = typer.Option(
         "mlp",
         "--model",
-        callback=checks.choice("mlp", "joint", "value", "table"),
-        help="mlp (four masked heads), joint, value (outcome model) or table (per-cell outcomes); value and table need an outcome dataset.",
+        callback=checks.choice("mlp", "joint", "transformer", "value", "table"),
+        help="mlp (four masked heads), joint, transformer (attention over the tokens, mlp's heads), value (outcome model) or table (per-cell outcomes); value and table need an outcome dataset.",
     ),
     epochs: int = typer.Option(
         40, "--epochs", min=1, max=10_000, help="Most epochs (early stopping decides)."
@@ -275,7 +275,8 @@ def train_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Train an mlp or joint policy, calibrate it, and write a bundle (needs the train extra)."""
+    """Train an mlp, joint or transformer policy, calibrate it, and write a bundle (needs the
+    train extra)."""
     from swarm_planner.cli.data_cmd import render_metrics_table
     from swarm_planner.core.progress import progress_bar
     from swarm_planner.plugins.encoders.compositional import CompositionalOptions
@@ -297,11 +298,11 @@ def train_cmd(
             quiet,
         )
         return
-    config = TrainConfig(
-        model=model,  # type: ignore[arg-type]
+    config = TrainConfig.for_model(
+        model,
         max_epochs=epochs,
         patience=patience,
-        lr=lr,
+        **({} if lr == 3e-3 and model == "transformer" else {"lr": lr}),
         batch_size=batch_size,
         seed=seed,
         class_weights=class_weights,
@@ -540,6 +541,10 @@ def eval_cmd(
         typer.echo(render_metrics_table(result.metrics))
 
 
+MODELS = ("mlp", "joint", "transformer")
+"""The imitation models ``planner ablate`` trains."""
+
+
 @app.command("ablate")
 def ablate_cmd(
     dataset: Path = typer.Option(
@@ -547,7 +552,26 @@ def ablate_cmd(
     ),
     n_similar: str = typer.Option("0,1,4,8,16", "--n-similar", help="History sizes to compare."),
     model: str = typer.Option(
-        "mlp", "--model", callback=checks.choice("mlp", "joint"), help="mlp or joint."
+        "mlp", "--model", callback=checks.choice(*MODELS), help="The model of the history ablation."
+    ),
+    models: str | None = typer.Option(
+        None,
+        "--models",
+        help="Compare models instead (comma-separated: mlp,joint,transformer): the same data, "
+        "side by side.",
+    ),
+    outcomes: Path | None = typer.Option(
+        None, "--outcomes", help="With --models: an outcome dataset of the same kernel."
+    ),
+    world_seed: int | None = typer.Option(
+        None,
+        "--world-seed",
+        help="With --outcomes: run each choice online in the embedded world of this seed "
+        "(else offline, on what the bench tried).",
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, max=10_000, help="Most epochs."),
+    plots: Path | None = typer.Option(
+        None, "--plots", callback=checks.folder, help="With --models: write models.png here."
     ),
     out: Path | None = typer.Option(
         None,
@@ -558,15 +582,46 @@ def ablate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """The history-size ablation: rebuild the dataset for each N, train, score on test."""
+    """The history-size ablation (rebuild the dataset for each N, train, score on test), or
+    with --models the model ablation (train each on the same data, export, serve, compare)."""
     from swarm_planner.cli.data_cmd import render_ablation
     from swarm_planner.core.progress import progress_bar
+
+    if models is not None:
+        from swarm_planner.plugins.models.model_ablation import (
+            compare_models,
+            plot_models,
+            render_models,
+        )
+
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        unknown = [m for m in names if m not in MODELS]
+        if not names or unknown:
+            raise typer.BadParameter(
+                f"{', '.join(unknown) or 'nothing'}: models are {', '.join(MODELS)}",
+                param_hint="--models",
+            )
+        with progress_bar("ablate models", enabled=not quiet) as progress:
+            table = compare_models(
+                dataset,
+                names,
+                out=out if out is not None else dataset / "ablate-models",
+                outcomes=outcomes,
+                world_seed=world_seed,
+                max_epochs=epochs,
+                host=_host(),
+                progress=progress,
+            )
+        if plots is not None:
+            plot_models(table, plots / "models.png")
+        typer.echo(json.dumps(table, indent=2) if as_json else render_models(table))
+        return
     from swarm_planner.plugins.models.ablation import ablate
 
     sizes = int_list(n_similar, option="--n-similar", maximum=64)
     with progress_bar("ablate", enabled=not quiet) as progress:
-        table = ablate(dataset, sizes, model=model, out=out, progress=progress)
-    typer.echo(json.dumps(table, indent=2) if as_json else render_ablation(table))
+        table_rows = ablate(dataset, sizes, model=model, out=out, progress=progress)
+    typer.echo(json.dumps(table_rows, indent=2) if as_json else render_ablation(table_rows))
 
 
 def _click_error() -> type[Exception]:

@@ -172,7 +172,7 @@ def open_bundle(
 
 EXPORTED_SERVER = "onnx"
 """The policy that serves an exported imitation bundle (``model.onnx``), without torch."""
-_EXPORTABLE = ("mlp", "joint")
+_EXPORTABLE = ("mlp", "joint", "transformer")
 
 
 def bundle_servers(metadata: dict[str, Any]) -> tuple[str, ...]:
@@ -231,6 +231,10 @@ class ModelSpec:
     dim: int = json_field(default=32, validator=[positive, at_most(4096)])
     hidden: tuple[int, ...] = json_field(default=(), validator=validator(_widths))
     head_sizes: tuple[int, ...] = ()
+    layers: int = json_field(default=2, validator=[positive, at_most(64)])
+    """Transformer layers (a transformer bundle's; the others have none)."""
+    heads: int = json_field(default=4, validator=[positive, at_most(64)])
+    """Transformer attention heads."""
 
 
 @open_record

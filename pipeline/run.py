@@ -292,7 +292,9 @@ def stage_steps(
             from swarm_planner.plugins.models.training import TrainConfig
             from swarm_planner.plugins.models.training import train as train_imitation
 
-            imitation = structure({"model": stage.policy, **stage.train}, TrainConfig)
+            checked = structure({"model": stage.policy, **stage.train}, TrainConfig)
+            given = {key: getattr(checked, key) for key in stage.train}
+            imitation = TrainConfig.for_model(stage.policy, **given)
             result = train_imitation(base / "dataset", out, imitation, init=init)
             export_bundle(out, base / "dataset")
             metrics = result.metrics

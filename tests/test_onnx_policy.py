@@ -404,3 +404,38 @@ def test_a_model_answer_that_is_not_a_distribution_is_an_inference_error(
     monkeypatch.setattr(policy.session, "run_with_iobinding", poisoned)
     with pytest.raises(InferenceError, match="not a distribution over the valid actions"):
         policy.decide(planner_input)
+
+
+def test_a_transformer_bundle_is_served_by_the_same_onnx_policy_without_torch(
+    planner_input: PlannerInput,
+) -> None:
+    from swarm_planner.core.bundle import bundle_servers, open_bundle
+    from swarm_planner.core.config import parse_config
+    from swarm_planner.kernel_integration.service import PlannerService
+
+    bundle = FIXTURES / "tiny-transformer"
+    assert bundle_servers(open_bundle(bundle)) == ("onnx", "transformer")
+    expected = json.loads((FIXTURES / "tiny_transformer_expected.json").read_text())
+    policy = OnnxPolicy(bundle)
+    decision = policy.decide(planner_input)
+    assert decision.action.text == expected["action"]
+    assert np.allclose(decision.probs, expected["probs"], atol=1e-6)
+    # Padding (weight 0) is masked out of attention: the graph answers the same at any width.
+    features = policy.encoder.encode(planner_input)
+    n = len(features.ids)
+    answers = []
+    for width in (n, n + 7, 4 * n):
+        ids = np.zeros((1, width), dtype=np.int64)
+        weights = np.zeros((1, width), dtype=np.float32)
+        ids[0, :n], weights[0, :n] = features.ids, features.weights
+        ids[0, n:] = 5  # a real feature id, at weight 0: padding must not read it
+        probs, _, _ = policy.session.run(
+            ["probs", "action", "confidence"],
+            {"ids": ids, "weights": weights, "mask": features.mask[None, :]},
+        )
+        answers.append(probs[0])
+    assert all(np.allclose(a, answers[0], atol=1e-6) for a in answers)
+    assert np.allclose(answers[0], expected["probs"], atol=1e-5)
+    config = parse_config({"mode": "enforce", "model": {"type": "onnx", "path": str(bundle)}})
+    served = PlannerService(config).decide(planner_input)
+    assert served.model is not None and served.model.startswith("transformer@tiny-transformer:")

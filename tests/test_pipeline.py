@@ -67,7 +67,10 @@ def test_every_problem_of_a_pipeline_file_is_named_with_its_line(tmp_path: Path)
 @pytest.mark.parametrize(
     ("stage", "expected"),
     [
-        ("kind: imitation, policy: value", "an imitation stage trains mlp or joint, not 'value'"),
+        (
+            "kind: imitation, policy: value",
+            "an imitation stage trains mlp or joint or transformer, not 'value'",
+        ),
         ("kind: outcomes, policy: value, train: {epochs: 3}", "train.epochs"),
         ("kind: imitation, policy: mlp, init: previous", "the first stage has no previous"),
         ("kind: imitation, policy: mlp, criteria: [{metric: ece}]", "exactly one of min or max"),

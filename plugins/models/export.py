@@ -94,15 +94,12 @@ def _export_module(policy: TorchPolicy) -> Any:
     import torch
     from torch import nn
 
-    from swarm_planner.plugins.models.nets import pool
-
     net = policy.net
 
     class Exported(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.embedding = net.embedding
-            self.trunk = net.trunk
+            self.net = net
             with torch.no_grad():
                 if net.kind == "joint":
                     weight, bias = net.joint.weight.clone(), net.joint.bias.clone()
@@ -120,7 +117,7 @@ def _export_module(policy: TorchPolicy) -> Any:
         def forward(
             self, ids: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor
         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            logits = self.out(self.trunk(pool(self.embedding, ids, weights))) * self.inv_temperature
+            logits = self.out(self.net.encode(ids, weights)) * self.inv_temperature
             masked = torch.where(mask, logits, torch.full_like(logits, -1e9))
             probs = torch.softmax(masked, dim=-1)
             confidence, action = probs.max(dim=-1)

@@ -8,7 +8,12 @@ LayerNorm/ReLU layers. They differ in the head:
   the sum of its four head logits, so the masked softmax over joint actions is exactly the
   product of the heads renormalised over *valid* tuples: hard masking at training and inference,
   and decoding picks the best valid tuple, not the per-head argmaxes;
-- ``joint``: one logit per action tuple (the baseline that tells whether factorizing hurts).
+- ``joint``: one logit per action tuple (the baseline that tells whether factorizing hurts);
+- ``transformer``: the same factorized heads, but the issue is read by a small pre-norm
+  Transformer encoder over its tokens instead of the embedding bag: each sparse id is a token
+  (its embedding scaled by its weight; history ids are per slot, so a run's tokens carry their
+  slot), attention lets the issue's facts and its history runs read each other, and a mean over
+  the real tokens (padding has weight 0 and is masked out of attention) feeds the heads.
 
 Invalid tuples get a large negative logit before the softmax, at training and at inference.
 """
@@ -23,6 +28,54 @@ import torch
 from torch import nn
 
 MASKED = -1e9
+KINDS = ("mlp", "joint", "transformer")
+
+
+class TokenLayer(nn.Module):
+    """One pre-norm Transformer layer: self-attention, then a feed-forward, each added back.
+    Written out (not ``nn.TransformerEncoderLayer``) so that it exports to plain ONNX ops
+    whose shapes follow the input's batch and token count."""
+
+    def __init__(self, dim: int, heads: int, ff: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
+        self.heads = heads
+        self.scale = float((dim // heads) ** -0.5)
+        self.norm_attention = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm_ff = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff), nn.ReLU(), nn.Linear(ff, dim))
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        """``x [B, T, D]``; ``padding [B, 1, 1, T]``: 0 for a real token, MASKED for padding."""
+        b, t, d = x.shape
+        qkv = self.qkv(self.norm_attention(x)).reshape(b, t, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, D/H]
+        attention = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * self.scale + padding, -1)
+        read = torch.matmul(attention, v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(read)
+        out: torch.Tensor = x + self.ff(self.norm_ff(x))
+        return out
+
+
+class TokenEncoder(nn.Module):
+    """A small pre-norm Transformer encoder over a padded token sequence (no dropout:
+    training stays deterministic and the networks are small)."""
+
+    def __init__(self, dim: int, hidden: Sequence[int], layers: int, heads: int) -> None:
+        super().__init__()
+        ff = int(hidden[0]) if hidden else 2 * dim
+        self.layers = nn.ModuleList(TokenLayer(dim, heads, ff) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        padding = ((~real).to(x.dtype) * MASKED).unsqueeze(1).unsqueeze(1)
+        for layer in self.layers:
+            x = layer(x, padding)
+        out: torch.Tensor = self.norm(x)
+        return out
 
 
 class PlannerNet(nn.Module):
@@ -35,24 +88,48 @@ class PlannerNet(nn.Module):
         head_sizes: Sequence[int],
         dim: int = 32,
         hidden: Sequence[int] = (128, 64),
+        layers: int = 2,
+        heads: int = 4,
     ) -> None:
         super().__init__()
-        if kind not in ("mlp", "joint"):
-            raise ValueError(f"model kind {kind!r} is not one of mlp|joint")
+        if kind not in KINDS:
+            raise ValueError(f"model kind {kind!r} is not one of {'|'.join(KINDS)}")
         self.kind = kind
-        self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)
+        if kind == "transformer":
+            self.embedding = nn.Embedding(n_features, dim)
+            nn.init.normal_(self.embedding.weight, std=0.05)
+            self.encoder = TokenEncoder(dim, hidden, layers, heads)
+            self.trunk = nn.LayerNorm(dim)
+            width = dim
+        else:
+            self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)
         self.n_actions = int(head_index.shape[0])
         self.head_columns = [
             torch.as_tensor(head_index[:, h], dtype=torch.long) for h in range(head_index.shape[1])
         ]
-        if kind == "mlp":
-            self.heads = nn.ModuleList(nn.Linear(width, int(s)) for s in head_sizes)
-        else:
+        if kind == "joint":
             self.joint = nn.Linear(width, self.n_actions)
+        else:
+            self.heads = nn.ModuleList(nn.Linear(width, int(s)) for s in head_sizes)
+
+    def encode(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The issue as one vector ``[B, width]``: what every head reads."""
+        if self.kind != "transformer":
+            hidden: torch.Tensor = self.trunk(pool(self.embedding, ids, weights))
+            return hidden
+        tokens = self.embedding(ids) * weights.unsqueeze(-1)
+        real = weights != 0
+        # An input with no token at all would attend to nothing (NaN): give it its first slot.
+        real = real | (torch.arange(real.shape[1]) == 0).unsqueeze(0)
+        read = self.encoder(tokens, real)
+        keep = real.unsqueeze(-1).to(read.dtype)
+        pooled = (read * keep).sum(dim=1) / keep.sum(dim=1)
+        out: torch.Tensor = self.trunk(pooled)
+        return out
 
     def logits(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Unmasked logits ``[B, A]`` over every action tuple."""
-        hidden = self.trunk(pool(self.embedding, ids, weights))
+        hidden = self.encode(ids, weights)
         if self.kind == "joint":
             out: torch.Tensor = self.joint(hidden)
             return out

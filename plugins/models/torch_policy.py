@@ -27,7 +27,7 @@ REQUIRED_FILES = ("model.pt", "config.json", "action_space.json", "calibration.j
 
 
 class TorchPolicy:
-    """Serves a trained ``mlp`` or ``joint`` bundle with torch."""
+    """Serves a trained ``mlp``, ``joint`` or ``transformer`` bundle with torch."""
 
     def __init__(self, path: Path | str, expected_type: str | None = None) -> None:
         import torch
@@ -55,6 +55,8 @@ class TorchPolicy:
                 head_sizes=[len(self.space.head_bins(h)) for h in HEADS],
                 dim=model.dim,
                 hidden=model.hidden,
+                layers=model.layers,
+                heads=model.heads,
             )
             state = torch.load(self.path / "model.pt", weights_only=True)
             self.net.load_state_dict(state)
@@ -112,3 +114,4 @@ def _factory(kind: str) -> Any:
 def register_policies(register: Register) -> None:
     register("mlp", _factory("mlp"), options=BundleOptions)
     register("joint", _factory("joint"), options=BundleOptions)
+    register("transformer", _factory("transformer"), options=BundleOptions)

@@ -39,9 +39,23 @@ SPLITS = ("train", "val", "test")
 class TrainConfig:
     """Everything that decides the trained model; stored in the bundle's metadata."""
 
-    model: Literal["mlp", "joint"] = "mlp"
+    model: Literal["mlp", "joint", "transformer"] = "mlp"
     dim: int = json_field(default=32, validator=positive)
+    """The embedding width (the transformer's model width: a multiple of ``heads``)."""
     hidden: tuple[int, ...] = (128, 64)
+    """The trunk's layer widths (the transformer: its feed-forward width, first entry)."""
+    layers: int = json_field(default=2, validator=positive)
+    """Transformer layers (transformer only)."""
+    heads: int = json_field(default=4, validator=positive)
+    """Attention heads (transformer only)."""
+
+    @classmethod
+    def for_model(cls, model: str, **settings: Any) -> TrainConfig:
+        """A config for ``model`` with its own defaults where ``settings`` are silent: the
+        transformer's width is 64 with a feed-forward of 128 (the others: 32, trunk 128, 64)."""
+        own = TRANSFORMER_DEFAULTS if model == "transformer" else {}
+        return cls(model=model, **{**own, **settings})  # type: ignore[arg-type]
+
     lr: float = 3e-3
     weight_decay: float = 1e-4
     batch_size: int = json_field(default=256, validator=positive)
@@ -50,6 +64,10 @@ class TrainConfig:
     seed: int = 0
     class_weights: bool = False
     encoder: CompositionalOptions = attrs.field(factory=CompositionalOptions)
+
+
+TRANSFORMER_DEFAULTS: dict[str, Any] = {"dim": 64, "hidden": (128,), "lr": 1e-3}
+"""Where a transformer starts (a pre-norm encoder trains best with a gentler rate)."""
 
 
 @attrs.frozen
@@ -237,13 +255,23 @@ def train(
         head_sizes=[len(space.head_bins(h)) for h in HEADS],
         dim=config.dim,
         hidden=config.hidden,
+        layers=config.layers,
+        heads=config.heads,
     )
     if init is not None:
         start_from(
             net,
             Path(init),
             model_type=config.model,
-            layers={"dim": config.dim, "hidden": list(config.hidden)},
+            layers={
+                "dim": config.dim,
+                "hidden": list(config.hidden),
+                **(
+                    {"layers": config.layers, "heads": config.heads}
+                    if config.model == "transformer"
+                    else {}
+                ),
+            },
             encoder=encoder,
             space=space,
         )
@@ -341,6 +369,11 @@ def train(
                 "type": config.model,
                 "dim": config.dim,
                 "hidden": list(config.hidden),
+                **(
+                    {"layers": config.layers, "heads": config.heads}
+                    if config.model == "transformer"
+                    else {}
+                ),
                 "n_features": encoder.n_features,
                 "n_actions": int(heads.shape[0]),
                 "head_sizes": [len(space.head_bins(h)) for h in HEADS],

@@ -1,0 +1,127 @@
+"""The transformer policy: attention over the input's tokens, mlp's masked heads, one ONNX
+file served by the onnx policy; and the model ablation that puts it next to mlp and joint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from swarm_planner.core.action_space import HEADS, ActionSpace  # noqa: E402
+from swarm_planner.core.metrics import head_index  # noqa: E402
+from swarm_planner.plugins.models.nets import PlannerNet  # noqa: E402
+from swarm_planner.plugins.models.training import TrainConfig  # noqa: E402
+
+
+def net(**kw: int) -> PlannerNet:
+    space = ActionSpace()
+    torch.manual_seed(0)
+    return PlannerNet(
+        kind="transformer",
+        n_features=50,
+        head_index=head_index(space),
+        head_sizes=[len(space.head_bins(h)) for h in HEADS],
+        dim=kw.get("dim", 16),
+        hidden=(32,),
+        layers=kw.get("layers", 2),
+        heads=kw.get("heads", 4),
+    ).eval()
+
+
+def test_it_reads_a_set_of_tokens_padding_and_order_aside() -> None:
+    model = net()
+    ids = torch.tensor([[3, 17, 8, 41, 0, 0]])
+    weights = torch.tensor([[1.0, 0.5, 1.0, 2.0, 0.0, 0.0]])
+    base = model.logits(ids, weights)
+    # Padding (weight 0) changes nothing, whatever ids it holds and however much of it.
+    padded = model.logits(
+        torch.tensor([[3, 17, 8, 41, 9, 9, 9, 9]]),
+        torch.cat([weights[:, :4], torch.zeros(1, 4)], 1),
+    )
+    assert torch.allclose(base, padded, atol=1e-5)
+    # Tokens are a set: the same tokens in another order, the same answer.
+    order = torch.tensor([3, 0, 2, 1])
+    shuffled = model.logits(ids[:, :4][:, order], weights[:, :4][:, order])
+    assert torch.allclose(base, shuffled, atol=1e-5)
+
+    # And it reads them together: a token's effect depends on the others (attention), which a
+    # bag of embeddings summed through an MLP's first layer cannot show as a pure sum.
+    def alone(i: int) -> torch.Tensor:
+        return model.encode(ids[:, i : i + 1], weights[:, i : i + 1])
+
+    together = model.encode(ids[:, :2], weights[:, :2])
+    assert not torch.allclose(together, (alone(0) + alone(1)) / 2, atol=1e-3)
+
+
+def test_its_width_must_split_into_its_heads() -> None:
+    with pytest.raises(ValueError, match="dim 18 is not a multiple of heads 4"):
+        net(dim=18)
+
+
+def test_the_transformer_has_its_own_defaults_and_the_others_keep_theirs() -> None:
+    t = TrainConfig.for_model("transformer", max_epochs=3)
+    assert (t.dim, t.hidden, t.lr, t.max_epochs) == (64, (128,), 1e-3, 3)
+    m = TrainConfig.for_model("mlp", lr=0.01)
+    assert (m.dim, m.hidden, m.lr) == (32, (128, 64), 0.01)
+    assert TrainConfig.for_model("transformer", dim=32).dim == 32
+
+
+def _planner(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
+    tmp_path: Path,
+) -> None:
+    root, data, bench, outcomes = (tmp_path / n for n in ("root", "data", "bench", "outcomes"))
+    for args in (
+        ("simulate", "--out", str(root), "--issues", "700", "--seed", "1"),
+        ("build-dataset", "--root", str(root), "--out", str(data)),
+        ("bench", "--root", str(root), "--k", "2", "--executor", "sim", "--out", str(bench)),
+        ("build-outcome-dataset", "--bench", str(bench), "--out", str(outcomes)),
+    ):
+        done = _planner(*args)
+        assert done.returncode == 0, done.stderr
+    run = _planner(
+        "ablate",
+        "--models",
+        "mlp,transformer",
+        "--dataset",
+        str(data),
+        "--outcomes",
+        str(outcomes),
+        "--world-seed",
+        "0",
+        "--epochs",
+        "3",
+        "--plots",
+        str(tmp_path / "plots"),
+        "--out",
+        str(tmp_path / "models"),
+        "-q",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    table = json.loads((tmp_path / "models" / "models.json").read_text())
+    assert [r["model"] for r in table["models"]] == ["mlp", "transformer"]
+    for row in table["models"]:
+        assert row["onnx_max_abs_prob_diff"] < 1e-4  # the served graph is the trained network
+        assert row["p50_us"] <= row["p99_us"] and row["epochs"] <= 3
+    assert set(table["outcomes"]["policies"]) == {"heuristic", "mlp", "transformer"}
+    assert table["outcomes"]["mode"] == "online"
+    assert (tmp_path / "plots" / "models.png").stat().st_size > 10_000
+    first = run.stdout.splitlines()[0].split()
+    assert first[:3] == ["model", "exact", "NLL"]
+    bad = _planner("ablate", "--models", "mlp,gru", "--dataset", str(data))
+    assert bad.returncode == 2 and "gru: models are mlp, joint, transformer" in bad.stderr
+    assert np.isfinite(table["models"][1]["nll"])

@@ -26,7 +26,8 @@ COLLAPSE = ("distinct_actions", "action_entropy_bits", "label_actions_over_1pct_
 
 
 def _latency(bundle: Path, dataset: Path, host: PluginHost, limit: int = 400) -> dict[str, float]:
-    """Decision latency of the served graph (the ``onnx`` policy), one input at a time."""
+    """Decision latency of the served graph (the ``onnx`` policy's ``predict``: encoding,
+    onnxruntime, the answer's checks), one input at a time."""
     from swarm_planner.core.dataset import read_split_rows
     from swarm_planner.core.evaluation import PolicySpec, resolve_policy
 
@@ -36,11 +37,11 @@ def _latency(bundle: Path, dataset: Path, host: PluginHost, limit: int = 400) ->
     ]
     _, policy = resolve_policy(PolicySpec(str(bundle)), host, space=space)
     for x in inputs[:20]:
-        policy.decide(x)
+        policy.predict(x)
     times = []
     for x in inputs:
         started = time.perf_counter()
-        policy.decide(x)
+        policy.predict(x)
         times.append((time.perf_counter() - started) * 1e6)
     return {"p50_us": float(np.percentile(times, 50)), "p99_us": float(np.percentile(times, 99))}
 

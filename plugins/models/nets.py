@@ -95,6 +95,7 @@ class PlannerNet(nn.Module):
         if kind not in KINDS:
             raise ValueError(f"model kind {kind!r} is not one of {'|'.join(KINDS)}")
         self.kind = kind
+        self.trunk: nn.Module
         if kind == "transformer":
             self.embedding = nn.Embedding(n_features, dim)
             nn.init.normal_(self.embedding.weight, std=0.05)

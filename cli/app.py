@@ -253,8 +253,8 @@ def train_cmd(
     model: str = typer.Option(
         "mlp",
         "--model",
-        callback=checks.choice("mlp", "joint", "transformer", "value", "table"),
-        help="mlp (four masked heads), joint, transformer (attention over the tokens, mlp's heads), value (outcome model) or table (per-cell outcomes); value and table need an outcome dataset.",
+        callback=checks.choice("mlp", "joint", "transformer", "mlp-ar", "value", "table"),
+        help="mlp (four masked heads), joint, transformer (attention over the tokens, mlp's heads), mlp-ar (mlp with autoregressive heads), value (outcome model) or table (per-cell outcomes); value and table need an outcome dataset.",
     ),
     epochs: int = typer.Option(
         40, "--epochs", min=1, max=10_000, help="Most epochs (early stopping decides)."
@@ -541,7 +541,7 @@ def eval_cmd(
         typer.echo(render_metrics_table(result.metrics))
 
 
-MODELS = ("mlp", "joint", "transformer")
+MODELS = ("mlp", "joint", "transformer", "mlp-ar")
 """The imitation models ``planner ablate`` trains."""
 
 

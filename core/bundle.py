@@ -172,7 +172,7 @@ def open_bundle(
 
 EXPORTED_SERVER = "onnx"
 """The policy that serves an exported imitation bundle (``model.onnx``), without torch."""
-_EXPORTABLE = ("mlp", "joint", "transformer")
+_EXPORTABLE = ("mlp", "joint", "transformer", "mlp-ar")
 
 
 def bundle_servers(metadata: dict[str, Any]) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ class StageSpec:
     kind: Literal["imitation", "outcomes"]
     """``imitation``: learn the executed plans of the world's archives (``mlp`` or ``joint``);
     ``outcomes``: learn from a best-of-K bench of them (``value``)."""
-    policy: Literal["mlp", "joint", "transformer", "value"]
+    policy: Literal["mlp", "joint", "transformer", "mlp-ar", "value"]
     world: WorldSpec | None = None
     """The embedded world (the default when neither ``world`` nor ``data`` is given)."""
     data: DataSpec | None = None
@@ -161,7 +161,10 @@ def _check(spec: PipelineSpec) -> list[str]:
         if stage.name in seen:
             problems.append(f"{where}.name: {stage.name!r} is the name of an earlier stage")
         seen.add(stage.name)
-        fits = {"imitation": ("mlp", "joint", "transformer"), "outcomes": ("value",)}[stage.kind]
+        fits = {
+            "imitation": ("mlp", "joint", "transformer", "mlp-ar"),
+            "outcomes": ("value",),
+        }[stage.kind]
         if stage.policy not in fits:
             article = "an" if stage.kind[0] in "aeiou" else "a"
             problems.append(

@@ -68,7 +68,7 @@ def test_an_unregistered_policy_name_lists_the_registered_ones(
 ) -> None:
     (problem,) = _problems(tmp_path, CONTRACT_EXAMPLE.replace("type: onnx", "type: onxx"), host)
     assert problem.startswith(
-        "planner.model.type: no policy named 'onxx'; registered policies: heuristic, joint, mlp, onnx, table, value."
+        "planner.model.type: no policy named 'onxx'; registered policies: heuristic, joint, mlp, mlp-ar, onnx, table, transformer, value."
     )
 
 

@@ -69,7 +69,7 @@ def test_every_problem_of_a_pipeline_file_is_named_with_its_line(tmp_path: Path)
     [
         (
             "kind: imitation, policy: value",
-            "an imitation stage trains mlp or joint or transformer, not 'value'",
+            "an imitation stage trains mlp or joint or transformer or mlp-ar, not 'value'",
         ),
         ("kind: outcomes, policy: value, train: {epochs: 3}", "train.epochs"),
         ("kind: imitation, policy: mlp, init: previous", "the first stage has no previous"),

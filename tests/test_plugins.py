@@ -16,6 +16,8 @@ BUILTINS = {
     ("encoder", "compositional"),
     ("policy", "joint"),
     ("policy", "mlp"),
+    ("policy", "mlp-ar"),
+    ("policy", "transformer"),
     ("policy", "onnx"),
     ("executor", "sim"),
     ("fallback", "heuristic"),
@@ -201,7 +203,7 @@ def test_an_unknown_name_lists_what_is_registered_and_hints(host: PluginHost) ->
         host.entry("policy", "heuristc")
     message = str(info.value)
     assert (
-        "no policy named 'heuristc'; registered policies: heuristic, joint, mlp, onnx, table, value."
+        "no policy named 'heuristc'; registered policies: heuristic, joint, mlp, mlp-ar, onnx, table, transformer, value."
         in message
     )
     assert "Did you mean 'heuristic'?" in message

@@ -123,5 +123,112 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     first = run.stdout.splitlines()[0].split()
     assert first[:3] == ["model", "exact", "NLL"]
     bad = _planner("ablate", "--models", "mlp,gru", "--dataset", str(data))
-    assert bad.returncode == 2 and "gru: models are mlp, joint, transformer" in bad.stderr
+    assert bad.returncode == 2 and "gru: models are mlp, joint, transformer, mlp-ar" in bad.stderr
     assert np.isfinite(table["models"][1]["nll"])
+
+
+def ar_net() -> PlannerNet:
+    space = ActionSpace()
+    return PlannerNet(
+        kind="mlp-ar",
+        n_features=10,
+        head_index=head_index(space),
+        head_sizes=[len(space.head_bins(h)) for h in HEADS],
+        dim=4,
+        hidden=(4,),
+    ).eval()
+
+
+def _set_ar_logits(model: PlannerNet, logits: dict[int, dict[tuple[int, ...], float]]) -> None:
+    """Make every head's output constant (weights 0): head h's bias at its conditioned column."""
+    space = ActionSpace()
+    sizes = [len(space.head_bins(h)) for h in HEADS]
+    with torch.no_grad():
+        for h, head in enumerate(model.heads):
+            head.weight.zero_()
+            head.bias.fill_(-50.0)
+            for key, value in logits.get(h, {}).items():
+                s, *rest = key
+                if h == 0:
+                    column = s
+                elif h in (1, 2):
+                    column = s * sizes[h] + rest[0]
+                else:
+                    column = (s * sizes[1] + rest[0]) * sizes[3] + rest[1]
+                head.bias[column] = value
+
+
+def test_autoregressive_heads_decode_the_best_valid_tuple_where_greedy_does_not() -> None:
+    space = ActionSpace()
+    swarms = list(space.head_bins("swarm"))
+    cands = list(space.head_bins("candidates"))
+    minutes = list(space.head_bins("minutes"))
+    iters = list(space.head_bins("iterations"))
+    serial, vote = swarms.index("serial_handoff"), swarms.index("speculate_vote")
+    one, three = cands.index(1), cands.index(3)
+    m60, na_min = minutes.index(60), minutes.index("NA")
+    na_iter = iters.index("NA")
+    model = ar_net()
+    # Head by head, greedy takes serial (2.0 > 1.5), then its best candidates: 3, which a
+    # serial run may not have. Exactly over valid tuples: serial with 1 candidate scores
+    # 2.0 + 0.0, a vote of 3 scores 1.5 + 1.0 = 2.5: the vote wins.
+    _set_ar_logits(
+        model,
+        {
+            0: {(serial,): 2.0, (vote,): 1.5},
+            1: {(serial, three): 3.0, (serial, one): 0.0, (vote, three): 1.0},
+            2: {(serial, m60): 0.0, (vote, m60): 0.0},
+            3: {(serial, one, na_iter): 0.0, (vote, three, na_iter): 0.0},
+        },
+    )
+    actions = space.all_actions()
+    job = "code"
+    mask = torch.tensor([[space.is_valid(a, job) for a in actions]])
+    probs = model(
+        torch.zeros((1, 1), dtype=torch.long), torch.zeros((1, 1)), mask, torch.tensor(1.0)
+    )
+    best = actions[int(probs.argmax())]
+    greedy_swarm = swarms[int(model.heads[0].bias.argmax())]
+    greedy_cands = cands[int(model.heads[1].bias.view(len(swarms), len(cands))[serial].argmax())]
+    assert (greedy_swarm, greedy_cands) == ("serial_handoff", 3)
+    assert not any(
+        a.swarm_id == "serial_handoff" and a.max_candidates_bin == 3 and space.is_valid(a, job)
+        for a in actions
+    ), "greedy's tuple is invalid"
+    assert (best.swarm_id, best.max_candidates_bin, best.max_minutes_bin) == (
+        "speculate_vote",
+        3,
+        60,
+    )
+    assert space.is_valid(best, job)
+    # The joint distribution is the chain rule's: the tuple's probability is its logits' sum,
+    # softmaxed over the valid tuples only.
+    assert float(probs[0, ~mask[0]].sum()) == 0.0
+    assert na_min >= 0  # the NA bins exist in the default space
+
+
+def test_mlp_ar_trains_exports_and_is_served(tmp_path: Path) -> None:
+    root, data = tmp_path / "root", tmp_path / "data"
+    for args in (
+        ("simulate", "--out", str(root), "--issues", "650", "--seed", "2"),
+        ("build-dataset", "--root", str(root), "--out", str(data)),
+        (
+            "train",
+            "--model",
+            "mlp-ar",
+            "--dataset",
+            str(data),
+            "--out",
+            str(tmp_path / "ar"),
+            "--epochs",
+            "4",
+            "-q",
+        ),
+    ):
+        done = _planner(*args)
+        assert done.returncode == 0, done.stdout + done.stderr
+    validation = json.loads((tmp_path / "ar" / "validation.json").read_text())
+    assert validation["passed"] and validation["max_abs_prob_diff"] < 1e-4
+    from swarm_planner.core.bundle import bundle_servers, open_bundle
+
+    assert bundle_servers(open_bundle(tmp_path / "ar")) == ("onnx", "mlp-ar")

@@ -9,6 +9,7 @@ LayerNorm/ReLU layers. They differ in the head:
   product of the heads renormalised over *valid* tuples: hard masking at training and inference,
   and decoding picks the best valid tuple, not the per-head argmaxes;
 - ``joint``: one logit per action tuple (the baseline that tells whether factorizing hurts);
+- ``mlp-ar``: ``mlp``'s trunk with autoregressive heads (see :func:`autoregressive_heads`);
 - ``transformer``: the same factorized heads, but the issue is read by a small pre-norm
   Transformer encoder over its tokens instead of the embedding bag: each sparse id is a token
   (its embedding scaled by its weight; history ids are per slot, so a run's tokens carry their
@@ -28,7 +29,33 @@ import torch
 from torch import nn
 
 MASKED = -1e9
-KINDS = ("mlp", "joint", "transformer")
+KINDS = ("mlp", "joint", "transformer", "mlp-ar")
+
+
+def autoregressive_heads(
+    width: int, head_index: npt.NDArray[np.int64], head_sizes: Sequence[int]
+) -> tuple[nn.ModuleList, list[torch.Tensor]]:
+    """Heads in the order swarm → candidates | swarm → minutes | swarm → iterations | swarm,
+    candidates: each later head has one set of logits per value of what it is conditioned on
+    (a candidates head per swarm, an iterations head per swarm and candidate count). A tuple's
+    logit is ``S[s] + C[s, c] + M[s, m] + I[s, c, i]``: the chain rule's factors, read for
+    every tuple at once, so the masked softmax over valid tuples is the autoregressive model's
+    exact joint distribution renormalised over what the rules allow, and decoding takes the
+    best valid tuple, not the head-by-head greedy path (which can end in an invalid or a worse
+    tuple). Every head is linear in the trunk's output, so the export folds them into one
+    layer exactly as it does ``mlp``'s."""
+    n_swarm, n_cand, n_min, n_iter = (int(x) for x in head_sizes)
+    s, c, m, i = (head_index[:, h] for h in range(4))
+    heads = nn.ModuleList(
+        [
+            nn.Linear(width, n_swarm),
+            nn.Linear(width, n_swarm * n_cand),
+            nn.Linear(width, n_swarm * n_min),
+            nn.Linear(width, n_swarm * n_cand * n_iter),
+        ]
+    )
+    columns = [s, s * n_cand + c, s * n_min + m, (s * n_cand + c) * n_iter + i]
+    return heads, [torch.as_tensor(col, dtype=torch.long) for col in columns]
 
 
 class TokenLayer(nn.Module):
@@ -110,6 +137,8 @@ class PlannerNet(nn.Module):
         ]
         if kind == "joint":
             self.joint = nn.Linear(width, self.n_actions)
+        elif kind == "mlp-ar":
+            self.heads, self.head_columns = autoregressive_heads(width, head_index, head_sizes)
         else:
             self.heads = nn.ModuleList(nn.Linear(width, int(s)) for s in head_sizes)
 

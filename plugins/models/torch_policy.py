@@ -115,3 +115,4 @@ def register_policies(register: Register) -> None:
     register("mlp", _factory("mlp"), options=BundleOptions)
     register("joint", _factory("joint"), options=BundleOptions)
     register("transformer", _factory("transformer"), options=BundleOptions)
+    register("mlp-ar", _factory("mlp-ar"), options=BundleOptions)

@@ -39,7 +39,7 @@ SPLITS = ("train", "val", "test")
 class TrainConfig:
     """Everything that decides the trained model; stored in the bundle's metadata."""
 
-    model: Literal["mlp", "joint", "transformer"] = "mlp"
+    model: Literal["mlp", "joint", "transformer", "mlp-ar"] = "mlp"
     dim: int = json_field(default=32, validator=positive)
     """The embedding width (the transformer's model width: a multiple of ``heads``)."""
     hidden: tuple[int, ...] = (128, 64)

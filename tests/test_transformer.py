@@ -96,7 +96,7 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     run = _planner(
         "ablate",
         "--models",
-        "mlp,transformer",
+        "mlp-ar,transformer",
         "--dataset",
         str(data),
         "--outcomes",
@@ -113,11 +113,15 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     )
     assert run.returncode == 0, run.stdout + run.stderr
     table = json.loads((tmp_path / "models" / "models.json").read_text())
-    assert [r["model"] for r in table["models"]] == ["mlp", "transformer"]
+    assert [r["model"] for r in table["models"]] == ["mlp-ar", "transformer"]
     for row in table["models"]:
         assert row["onnx_max_abs_prob_diff"] < 1e-4  # the served graph is the trained network
         assert row["p50_us"] <= row["p99_us"] and row["epochs"] <= 3
-    assert set(table["outcomes"]["policies"]) == {"heuristic", "mlp", "transformer"}
+    assert set(table["outcomes"]["policies"]) == {"heuristic", "mlp-ar", "transformer"}
+    from swarm_planner.core.bundle import bundle_servers, open_bundle
+
+    for model in ("mlp-ar", "transformer"):  # both exported and served without torch
+        assert bundle_servers(open_bundle(tmp_path / "models" / model)) == ("onnx", model)
     assert table["outcomes"]["mode"] == "online"
     assert (tmp_path / "plots" / "models.png").stat().st_size > 10_000
     first = run.stdout.splitlines()[0].split()
@@ -205,30 +209,3 @@ def test_autoregressive_heads_decode_the_best_valid_tuple_where_greedy_does_not(
     # softmaxed over the valid tuples only.
     assert float(probs[0, ~mask[0]].sum()) == 0.0
     assert na_min >= 0  # the NA bins exist in the default space
-
-
-def test_mlp_ar_trains_exports_and_is_served(tmp_path: Path) -> None:
-    root, data = tmp_path / "root", tmp_path / "data"
-    for args in (
-        ("simulate", "--out", str(root), "--issues", "650", "--seed", "2"),
-        ("build-dataset", "--root", str(root), "--out", str(data)),
-        (
-            "train",
-            "--model",
-            "mlp-ar",
-            "--dataset",
-            str(data),
-            "--out",
-            str(tmp_path / "ar"),
-            "--epochs",
-            "4",
-            "-q",
-        ),
-    ):
-        done = _planner(*args)
-        assert done.returncode == 0, done.stdout + done.stderr
-    validation = json.loads((tmp_path / "ar" / "validation.json").read_text())
-    assert validation["passed"] and validation["max_abs_prob_diff"] < 1e-4
-    from swarm_planner.core.bundle import bundle_servers, open_bundle
-
-    assert bundle_servers(open_bundle(tmp_path / "ar")) == ("onnx", "mlp-ar")

@@ -542,7 +542,9 @@ def eval_cmd(
 
 
 MODELS = ("mlp", "joint", "transformer", "mlp-ar")
-"""The imitation models ``planner ablate`` trains."""
+"""The imitation models ``planner train`` and ``planner ablate`` train."""
+ABLATED = (*MODELS, "value", "value-transformer")
+"""What ``planner ablate --models`` compares (the value ones need --outcomes)."""
 
 
 @app.command("ablate")
@@ -557,8 +559,8 @@ def ablate_cmd(
     models: str | None = typer.Option(
         None,
         "--models",
-        help="Compare models instead (comma-separated: mlp,joint,transformer): the same data, "
-        "side by side.",
+        help="Compare models instead (comma-separated: mlp,joint,transformer,mlp-ar and, with "
+        "--outcomes, value,value-transformer): the same data, side by side.",
     ),
     outcomes: Path | None = typer.Option(
         None, "--outcomes", help="With --models: an outcome dataset of the same kernel."
@@ -595,12 +597,14 @@ def ablate_cmd(
         )
 
         names = [m.strip() for m in models.split(",") if m.strip()]
-        unknown = [m for m in names if m not in MODELS]
+        unknown = [m for m in names if m not in ABLATED]
         if not names or unknown:
             raise typer.BadParameter(
-                f"{', '.join(unknown) or 'nothing'}: models are {', '.join(MODELS)}",
+                f"{', '.join(unknown) or 'nothing'}: models are {', '.join(ABLATED)}",
                 param_hint="--models",
             )
+        if outcomes is None and any(m.startswith("value") for m in names):
+            raise typer.BadParameter("the value models need --outcomes", param_hint="--models")
         with progress_bar("ablate models", enabled=not quiet) as progress:
             table = compare_models(
                 dataset,

@@ -96,7 +96,7 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     run = _planner(
         "ablate",
         "--models",
-        "mlp-ar,transformer",
+        "mlp-ar,transformer,value-transformer",
         "--dataset",
         str(data),
         "--outcomes",
@@ -117,17 +117,34 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     for row in table["models"]:
         assert row["onnx_max_abs_prob_diff"] < 1e-4  # the served graph is the trained network
         assert row["p50_us"] <= row["p99_us"] and row["epochs"] <= 3
-    assert set(table["outcomes"]["policies"]) == {"heuristic", "mlp-ar", "transformer"}
+    assert set(table["outcomes"]["policies"]) == {
+        "heuristic",
+        "mlp-ar",
+        "transformer",
+        "value-transformer",
+    }
+    # The transformer's reading competes on the bench too: a value model, served by `value`.
+    (valued,) = table["outcome_models"]
+    assert valued["model"] == "value-transformer" and valued["epochs"] <= 3
+    config = json.loads((tmp_path / "models" / "value-transformer" / "config.json").read_text())
+    assert config["model"]["reader"] == "transformer"
     from swarm_planner.core.bundle import bundle_servers, open_bundle
 
     for model in ("mlp-ar", "transformer"):  # both exported and served without torch
         assert bundle_servers(open_bundle(tmp_path / "models" / model)) == ("onnx", model)
+    assert bundle_servers(open_bundle(tmp_path / "models" / "value-transformer")) == ("value",)
+    needs = _planner("ablate", "--models", "value", "--dataset", str(data))
+    assert needs.returncode == 2 and "the value models need --outcomes" in needs.stderr
     assert table["outcomes"]["mode"] == "online"
     assert (tmp_path / "plots" / "models.png").stat().st_size > 10_000
     first = run.stdout.splitlines()[0].split()
     assert first[:3] == ["model", "exact", "NLL"]
     bad = _planner("ablate", "--models", "mlp,gru", "--dataset", str(data))
-    assert bad.returncode == 2 and "gru: models are mlp, joint, transformer, mlp-ar" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "gru: models are mlp, joint, transformer, mlp-ar, value, value-transformer"
+        in bad.stderr
+    )
     assert np.isfinite(table["models"][1]["nll"])
 
 

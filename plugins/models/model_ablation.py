@@ -23,6 +23,8 @@ from swarm_planner.core.progress import Progress
 from swarm_planner.core.recording import write_json_atomic
 
 COLLAPSE = ("distinct_actions", "action_entropy_bits", "label_actions_over_1pct_missed")
+OUTCOME_MODELS = {"value": "bag", "value-transformer": "transformer"}
+"""Outcome models (trained on the outcome dataset) and how each reads the issue."""
 
 
 def _latency(bundle: Path, dataset: Path, host: PluginHost, limit: int = 400) -> dict[str, float]:
@@ -64,11 +66,38 @@ def compare_models(
 
     if not models:
         raise ValueError("name at least one model to compare")
+    valued = [m for m in models if m in OUTCOME_MODELS]
+    if valued and outcomes is None:
+        raise ValueError(f"{', '.join(valued)}: outcome models need an outcome dataset")
     host = host or get_host()
     dataset = Path(dataset)
     rows: list[dict[str, Any]] = []
+    outcome_rows: list[dict[str, Any]] = []
     bundles: dict[str, Path] = {}
-    for step, model in enumerate(models):
+    for model in valued:
+        from swarm_planner.plugins.models.value_training import ValueConfig, train_value
+
+        reader = OUTCOME_MODELS[model]
+        own: dict[str, Any] = {"seed": seed}
+        if reader == "transformer":  # the transformer policy's reading, at its own width
+            own.update(reader="transformer", dim=64, hidden=(128,), lr=1e-3)
+        if max_epochs is not None:
+            own["max_epochs"] = max_epochs
+        bundle = out / model
+        valued_result = train_value(Path(str(outcomes)), bundle, ValueConfig(**own))
+        outcome_rows.append(
+            {
+                "model": model,
+                "p_pass_ece": valued_result.metrics["calibration"]["test_ece_after"],
+                "epochs": valued_result.metrics["training"]["epochs_run"],
+                "train_seconds": valued_result.seconds,
+                "onnx_bytes": (bundle / "model.onnx").stat().st_size,
+                **_latency(bundle, dataset, host),
+            }
+        )
+        bundles[model] = bundle
+    imitation = [m for m in models if m not in OUTCOME_MODELS]
+    for step, model in enumerate(imitation):
         bundle = out / model
         settings: dict[str, Any] = {"seed": seed}
         if max_epochs is not None:
@@ -92,8 +121,13 @@ def compare_models(
         )
         bundles[model] = bundle
         if progress is not None:
-            progress(step + 1, len(models) + (outcomes is not None))
-    table: dict[str, Any] = {"dataset": str(dataset), "models": rows, "outcomes": None}
+            progress(step + 1, len(imitation) + (outcomes is not None))
+    table: dict[str, Any] = {
+        "dataset": str(dataset),
+        "models": rows,
+        "outcome_models": outcome_rows,
+        "outcomes": None,
+    }
     write_json_atomic(out / "models.json", table)
     if outcomes is not None:
         from swarm_planner.core.evaluation import PolicySpec
@@ -112,7 +146,7 @@ def compare_models(
             "not_tried": evaluation.not_tried,
         }
         if progress is not None:
-            progress(len(models) + 1, len(models) + 1)
+            progress(len(imitation) + 1, len(imitation) + 1)
     write_json_atomic(out / "models.json", table)  # kept, whatever becomes of the printout
     return table
 
@@ -131,6 +165,17 @@ def render_models(table: dict[str, Any]) -> str:
             f"{len(r['label_actions_over_1pct_missed']):>6} {r['train_seconds']:>7.1f} "
             f"{r['p50_us']:>7.0f} {r['p99_us']:>7.0f} {r['onnx_bytes'] / 1e6:>7.2f}"
         )
+    if table.get("outcome_models"):
+        lines += [
+            "",
+            f"{'outcome model':<18} {'P(pass) ECE':>11} {'train s':>7} {'p50 µs':>7} "
+            f"{'p99 µs':>7} {'onnx MB':>7}",
+        ]
+        for r in table["outcome_models"]:
+            lines.append(
+                f"{r['model']:<18} {r['p_pass_ece']:>11.3f} {r['train_seconds']:>7.1f} "
+                f"{r['p50_us']:>7.0f} {r['p99_us']:>7.0f} {r['onnx_bytes'] / 1e6:>7.2f}"
+            )
     o = table.get("outcomes")
     if o:
         lines += ["", f"outcomes ({o['mode']}, {o['rows']} held-out issues):"]
@@ -142,7 +187,7 @@ def render_models(table: dict[str, Any]) -> str:
             vs = m.get("vs_heuristic", {}).get("pass_rate_points")
             diff = "" if vs is None else f"{vs['value']:+.1f} [{vs['low']:+.1f}, {vs['high']:+.1f}]"
             lines.append(
-                f"{name:<12} {100 * p['value']:.1f} [{100 * p['low']:.1f}, {100 * p['high']:.1f}]"
+                f"{name:<18} {100 * p['value']:.1f} [{100 * p['low']:.1f}, {100 * p['high']:.1f}]"
                 f"{'':<4} {c['value']:.3f} [{c['low']:.3f}, {c['high']:.3f}]{'':<4} {diff}"
             )
     return "\n".join(lines)
@@ -159,7 +204,7 @@ def plot_models(table: dict[str, Any], path: Path) -> None:
     o = table.get("outcomes")
     fig, axes = plt.subplots(1, 2 if o else 1, figsize=(11 if o else 6, 4))
     left = axes[0] if o else axes
-    names = [r["model"] for r in table["models"]]
+    names = [r["model"] for r in table["models"]]  # the imitation models (outcome ones: right)
     xs = np.arange(len(names))
     left.bar(xs - 0.2, [r["exact_match"] for r in table["models"]], 0.4, label="exact match")
     left.bar(xs + 0.2, [r["ece"] for r in table["models"]], 0.4, label="ECE")

@@ -147,14 +147,7 @@ class PlannerNet(nn.Module):
         if self.kind != "transformer":
             hidden: torch.Tensor = self.trunk(pool(self.embedding, ids, weights))
             return hidden
-        tokens = self.embedding(ids) * weights.unsqueeze(-1)
-        real = weights != 0
-        # An input with no token at all would attend to nothing (NaN): give it its first slot.
-        real = real | (torch.arange(real.shape[1]) == 0).unsqueeze(0)
-        read = self.encoder(tokens, real)
-        keep = real.unsqueeze(-1).to(read.dtype)
-        pooled = (read * keep).sum(dim=1) / keep.sum(dim=1)
-        out: torch.Tensor = self.trunk(pooled)
+        out: torch.Tensor = self.trunk(read_tokens(self.embedding, self.encoder, ids, weights))
         return out
 
     def logits(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -207,6 +200,21 @@ def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return torch.log_softmax(masked, dim=-1)
 
 
+def read_tokens(
+    embedding: nn.Embedding, encoder: nn.Module, ids: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """The transformer's reading: tokens (embedding × weight) attended over, padding (weight 0)
+    masked out, then the mean of the real tokens."""
+    tokens = embedding(ids) * weights.unsqueeze(-1)
+    real = weights != 0
+    # An input with no token at all would attend to nothing (NaN): give it its first slot.
+    real = real | (torch.arange(real.shape[1]) == 0).unsqueeze(0)
+    read = encoder(tokens, real)
+    keep = real.unsqueeze(-1).to(read.dtype)
+    pooled: torch.Tensor = (read * keep).sum(dim=1) / keep.sum(dim=1)
+    return pooled
+
+
 class ValueNet(nn.Module):
     """The outcome model: ``[B, A, 3]`` raw outputs (pass logit, duration, cost before
     softplus) for every action tuple. The issue goes through the same trunk as the policies;
@@ -221,9 +229,23 @@ class ValueNet(nn.Module):
         dim: int = 32,
         hidden: Sequence[int] = (128, 64),
         action_dim: int = 64,
+        reader: str = "bag",
+        layers: int = 2,
+        heads: int = 4,
     ) -> None:
         super().__init__()
-        self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)
+        if reader not in ("bag", "transformer"):
+            raise ValueError(f"reader {reader!r} is not one of bag|transformer")
+        self.reader = reader
+        self.trunk: nn.Module
+        if reader == "transformer":  # the transformer policy's reading of the issue
+            self.embedding = nn.Embedding(n_features, dim)
+            nn.init.normal_(self.embedding.weight, std=0.05)
+            self.encoder = TokenEncoder(dim, hidden, layers, heads)
+            self.trunk = nn.LayerNorm(dim)
+            width = dim
+        else:
+            self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)
         self.register_buffer("phi", torch.as_tensor(action_features))
         self.issue_proj = nn.Linear(width, action_dim)
         self.action_proj = nn.Linear(action_features.shape[1], action_dim, bias=False)
@@ -231,12 +253,20 @@ class ValueNet(nn.Module):
             nn.ReLU(), nn.Linear(action_dim, action_dim), nn.ReLU(), nn.Linear(action_dim, 3)
         )
 
+    def read(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The issue as one vector: the embedding bag and trunk, or the transformer's reading."""
+        if self.reader == "transformer":
+            out: torch.Tensor = self.trunk(read_tokens(self.embedding, self.encoder, ids, weights))
+            return out
+        bag: torch.Tensor = self.trunk(pool(self.embedding, ids, weights))
+        return bag
+
     def forward(
         self, ids: torch.Tensor, weights: torch.Tensor, actions: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Raw outputs ``[B, A, 3]`` for every action tuple, or ``[B, K, 3]`` for the tuples
         ``actions [B, K]`` (training reads only the tried ones: K of A, many times cheaper)."""
-        hidden = self.issue_proj(self.trunk(pool(self.embedding, ids, weights))).unsqueeze(1)
+        hidden = self.issue_proj(self.read(ids, weights)).unsqueeze(1)
         projected = self.action_proj(self.phi)
         if actions is None:
             out: torch.Tensor = self.body(hidden + projected.unsqueeze(0))

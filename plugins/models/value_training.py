@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -45,6 +45,11 @@ class ValueConfig:
     dim: int = json_field(default=32, validator=positive)
     hidden: tuple[int, ...] = (128, 64)
     action_dim: int = json_field(default=64, validator=positive)
+    reader: Literal["bag", "transformer"] = "bag"
+    """How the issue is read: the embedding bag (with ``hidden``'s trunk) or the transformer
+    policy's token encoder (``dim`` wide, ``layers``, ``heads``, feed-forward ``hidden[0]``)."""
+    layers: int = json_field(default=2, validator=positive)
+    heads: int = json_field(default=4, validator=positive)
     lr: float = 3e-3
     weight_decay: float = 1e-4
     batch_size: int = json_field(default=128, validator=positive)
@@ -53,6 +58,13 @@ class ValueConfig:
     seed: int = 0
     regression_weight: float = 0.5
     encoder: CompositionalOptions = attrs.field(factory=CompositionalOptions)
+
+
+def _reader_layers(config: ValueConfig) -> dict[str, Any]:
+    """What sizes a transformer reader (recorded in config.json, checked by --init)."""
+    if config.reader != "transformer":
+        return {}
+    return {"reader": "transformer", "layers": config.layers, "heads": config.heads}
 
 
 def action_features(space: ActionSpace) -> npt.NDArray[np.float32]:
@@ -207,6 +219,9 @@ def train_value(
         dim=config.dim,
         hidden=config.hidden,
         action_dim=config.action_dim,
+        reader=config.reader,
+        layers=config.layers,
+        heads=config.heads,
     )
     if init is not None:
         from swarm_planner.plugins.models.training import start_from
@@ -219,6 +234,7 @@ def train_value(
                 "dim": config.dim,
                 "hidden": list(config.hidden),
                 "action_dim": config.action_dim,
+                **_reader_layers(config),
             },
             encoder=encoder,
             space=space,
@@ -333,6 +349,7 @@ def train_value(
                 "dim": config.dim,
                 "hidden": list(config.hidden),
                 "action_dim": config.action_dim,
+                **_reader_layers(config),
                 "n_features": encoder.n_features,
                 "n_actions": len(space.all_actions()),
                 "outputs": list(VALUE_OUTPUTS),

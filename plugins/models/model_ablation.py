@@ -157,7 +157,7 @@ def render_models(table: dict[str, Any]) -> str:
         f"{'model':<12} {'exact':>6} {'NLL':>6} {'ECE':>6} {'distinct':>8} {'entropy':>7} "
         f"{'missed':>6} {'train s':>7} {'p50 µs':>7} {'p99 µs':>7} {'onnx MB':>7}"
     )
-    lines = [head]
+    lines = [head] if table["models"] else []
     for r in table["models"]:
         lines.append(
             f"{r['model']:<12} {r['exact_match']:>6.3f} {r['nll']:>6.3f} {r['ece']:>6.3f} "
@@ -167,7 +167,7 @@ def render_models(table: dict[str, Any]) -> str:
         )
     if table.get("outcome_models"):
         lines += [
-            "",
+            *([""] if lines else []),
             f"{'outcome model':<18} {'P(pass) ECE':>11} {'train s':>7} {'p50 µs':>7} "
             f"{'p99 µs':>7} {'onnx MB':>7}",
         ]

@@ -124,10 +124,9 @@ class PlannerNet(nn.Module):
         self.kind = kind
         self.trunk: nn.Module
         if kind == "transformer":
-            self.embedding = nn.Embedding(n_features, dim)
-            nn.init.normal_(self.embedding.weight, std=0.05)
-            self.encoder = TokenEncoder(dim, hidden, layers, heads)
-            self.trunk = nn.LayerNorm(dim)
+            self.embedding, self.encoder, self.trunk = token_reader(
+                n_features, dim, hidden, layers, heads
+            )
             width = dim
         else:
             self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)
@@ -172,6 +171,16 @@ class PlannerNet(nn.Module):
         scaled = self.logits(ids, weights) / temperature
         masked = torch.where(mask, scaled, torch.full_like(scaled, MASKED))
         return torch.softmax(masked, dim=-1)
+
+
+def token_reader(
+    n_features: int, dim: int, hidden: Sequence[int], layers: int, heads: int
+) -> tuple[nn.Embedding, TokenEncoder, nn.LayerNorm]:
+    """The transformer's reading of an issue: the token table, the encoder, the final norm
+    (what the transformer policy and the value model's transformer reader share)."""
+    embedding = nn.Embedding(n_features, dim)
+    nn.init.normal_(embedding.weight, std=0.05)
+    return embedding, TokenEncoder(dim, hidden, layers, heads), nn.LayerNorm(dim)
 
 
 def issue_trunk(
@@ -239,10 +248,9 @@ class ValueNet(nn.Module):
         self.reader = reader
         self.trunk: nn.Module
         if reader == "transformer":  # the transformer policy's reading of the issue
-            self.embedding = nn.Embedding(n_features, dim)
-            nn.init.normal_(self.embedding.weight, std=0.05)
-            self.encoder = TokenEncoder(dim, hidden, layers, heads)
-            self.trunk = nn.LayerNorm(dim)
+            self.embedding, self.encoder, self.trunk = token_reader(
+                n_features, dim, hidden, layers, heads
+            )
             width = dim
         else:
             self.embedding, self.trunk, width = issue_trunk(n_features, dim, hidden)

@@ -112,6 +112,7 @@ def render_ablation(table: list[dict[str, Any]]) -> str:
 
 def render_outcome_table(result: Any) -> str:
     """The policies of an outcome evaluation side by side, intervals in brackets."""
+    from swarm_planner.core.outcome_eval import render_frontier
 
     def cell(m: dict[str, float], scale: float = 1.0, fmt: str = ".1f") -> str:
         return f"{m['value'] * scale:{fmt}} [{m['low'] * scale:{fmt}}, {m['high'] * scale:{fmt}}]"
@@ -131,19 +132,7 @@ def render_outcome_table(result: Any) -> str:
                 f"{'':<22} {base}: pass {cell(d['pass_rate_points'], 1, '+.2f')} points, "
                 f"cost/pass {cell(d['cost_per_pass_pct'], 1, '+.2f')} %"
             )
-    for name, points in result.frontier.items():
-        lines.append(f"frontier of {name} (cost weight: pass %, cost/pass $, vs heuristic):")
-        for p in points:
-            vs = p.get("vs_heuristic")
-            extra = (
-                f"  pass {cell(vs['pass_rate_points'], 1, '+.2f')} pts, cost/pass "
-                f"{cell(vs['cost_per_pass_pct'], 1, '+.2f')} %"
-                if vs
-                else ""
-            )
-            lines.append(
-                f"  {p['cost_weight']:>5g}: {100 * p['pass_rate']:.1f}%  ${p['cost_per_pass']:.3f}{extra}"
-            )
+    lines += render_frontier(result.frontier)
     if result.oracle is not None:
         o = result.oracle
         lines.append(

@@ -392,6 +392,29 @@ def _oracle(
     }
 
 
+def render_frontier(frontier: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Each value policy's cost-weight sweep as text lines: pass rate, cost per pass, and the
+    paired difference to the heuristic where the evaluation had one (intervals in brackets)."""
+
+    def cell(m: dict[str, float], fmt: str) -> str:
+        return f"{m['value']:{fmt}} [{m['low']:{fmt}}, {m['high']:{fmt}}]"
+
+    lines: list[str] = []
+    for name, points in frontier.items():
+        lines.append(f"frontier of {name} (cost weight: pass %, cost/pass $, vs heuristic):")
+        for p in points:
+            vs = p.get("vs_heuristic")
+            extra = (
+                f"  pass {cell(vs['pass_rate_points'], '+.2f')} pts, cost/pass "
+                f"{cell(vs['cost_per_pass_pct'], '+.2f')} %"
+                if vs
+                else ""
+            )
+            weight, rate, cost = p["cost_weight"], 100 * p["pass_rate"], p["cost_per_pass"]
+            lines.append(f"  {weight:>5g}: {rate:.1f}%  ${cost:.3f}{extra}")
+    return lines
+
+
 def plot_frontier(result: OutcomeEvaluation, path: Path) -> None:
     """Cost per pass against pass rate: each value policy's frontier as a line, the other
     policies and the oracle as points, 95% intervals as bars."""

@@ -136,6 +136,17 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     needs = _planner("ablate", "--models", "value", "--dataset", str(data))
     assert needs.returncode == 2 and "the value models need --outcomes" in needs.stderr
     assert table["outcomes"]["mode"] == "online"
+    # The outcome model's whole cost-weight sweep is kept and printed; at the default weight
+    # the sweep is the policy itself.
+    from swarm_planner.core.outcome_eval import DEFAULT_SWEEP
+
+    sweep = table["outcomes"]["frontier"]["value-transformer"]
+    assert [p["cost_weight"] for p in sweep] == list(DEFAULT_SWEEP)
+    at_default = next(p for p in sweep if p["cost_weight"] == 0.2)
+    served = table["outcomes"]["policies"]["value-transformer"]
+    assert at_default["pass_rate"] == pytest.approx(served["pass_rate"]["value"])
+    assert "frontier of value-transformer" in run.stdout
+    assert set(table["outcomes"]["frontier"]) == {"value-transformer"}  # imitation: no sweep
     assert (tmp_path / "plots" / "models.png").stat().st_size > 10_000
     first = run.stdout.splitlines()[0].split()
     assert first[:3] == ["model", "exact", "NLL"]

@@ -144,6 +144,7 @@ def compare_models(
             "rows": evaluation.rows,
             "policies": evaluation.policies,
             "not_tried": evaluation.not_tried,
+            "frontier": evaluation.frontier,
         }
         if progress is not None:
             progress(len(imitation) + 1, len(imitation) + 1)
@@ -190,12 +191,17 @@ def render_models(table: dict[str, Any]) -> str:
                 f"{name:<18} {100 * p['value']:.1f} [{100 * p['low']:.1f}, {100 * p['high']:.1f}]"
                 f"{'':<4} {c['value']:.3f} [{c['low']:.3f}, {c['high']:.3f}]{'':<4} {diff}"
             )
+        if o.get("frontier"):
+            from swarm_planner.core.outcome_eval import render_frontier
+
+            lines += ["", *render_frontier(o["frontier"])]
     return "\n".join(lines)
 
 
 def plot_models(table: dict[str, Any], path: Path) -> None:
     """Left: exact match and ECE per model. Right (with outcomes): cost per pass against pass
-    rate with 95% intervals, the heuristic included."""
+    rate with 95% intervals, the heuristic included, and each outcome model's cost-weight
+    sweep as a line (the fairer comparison of two outcome models than one weight)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,6 +230,15 @@ def plot_models(table: dict[str, Any], path: Path) -> None:
                 fmt="o",
                 capsize=3,
                 label=name,
+            )
+        for name, points in (o.get("frontier") or {}).items():
+            right.plot(
+                [p["cost_per_pass"] for p in points],
+                [100 * p["pass_rate"] for p in points],
+                marker=".",
+                linewidth=1,
+                alpha=0.7,
+                label=f"{name} (cost weight sweep)",
             )
         right.set_xlabel("cost per pass ($)")
         right.set_ylabel("pass rate (%)")

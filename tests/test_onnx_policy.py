@@ -439,3 +439,17 @@ def test_a_transformer_bundle_is_served_by_the_same_onnx_policy_without_torch(
     config = parse_config({"mode": "enforce", "model": {"type": "onnx", "path": str(bundle)}})
     served = PlannerService(config).decide(planner_input)
     assert served.model is not None and served.model.startswith("transformer@tiny-transformer:")
+
+
+def test_inputs_are_padded_by_at_most_an_eighth_with_eight_bound_widths_a_doubling() -> None:
+    from swarm_planner.plugins.models.onnx_policy import padded_width
+
+    widths = [padded_width(n) for n in range(1, 5000)]
+    assert widths[:64] == [64] * 64  # the narrowest binding
+    for n, width in enumerate(widths, start=1):
+        assert width >= n and (n <= 64 or 8 * (width - n) < n), (n, width)
+    assert widths == sorted(widths)
+    # Inputs of 130 to 230 ids (a transformer's usual 8 history runs) no longer all run at 256.
+    assert [padded_width(n) for n in (129, 179, 231, 256, 257)] == [144, 192, 240, 256, 288]
+    for low in (64, 128, 256, 512, 1024, 2048):
+        assert len({padded_width(n) for n in range(low + 1, 2 * low + 1)}) == 8

@@ -220,9 +220,10 @@ def plot_models(table: dict[str, Any], path: Path) -> None:
     left.legend(fontsize=8)
     if o:
         right = axes[1]
+        colours: dict[str, Any] = {}
         for name, m in o["policies"].items():
             p, c = m["pass_rate"], m["cost_per_pass"]
-            right.errorbar(
+            colours[name] = right.errorbar(
                 c["value"],
                 100 * p["value"],
                 xerr=[[c["value"] - c["low"]], [c["high"] - c["value"]]],
@@ -230,14 +231,16 @@ def plot_models(table: dict[str, Any], path: Path) -> None:
                 fmt="o",
                 capsize=3,
                 label=name,
-            )
-        for name, points in (o.get("frontier") or {}).items():
+            )[0].get_color()
+        for name, points in (o.get("frontier") or {}).items():  # in the model's own colour
             right.plot(
                 [p["cost_per_pass"] for p in points],
                 [100 * p["pass_rate"] for p in points],
                 marker=".",
+                linestyle="--",
                 linewidth=1,
                 alpha=0.7,
+                color=colours.get(name),
                 label=f"{name} (cost weight sweep)",
             )
         right.set_xlabel("cost per pass ($)")

@@ -157,6 +157,23 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
         in bad.stderr
     )
     assert np.isfinite(table["models"][1]["nll"])
+    # A size is compared like a model: its settings train it and are recorded in its row.
+    from swarm_planner.plugins.models.model_ablation import compare_models
+
+    small = compare_models(
+        data,
+        ["transformer"],
+        out=tmp_path / "small",
+        max_epochs=1,
+        settings={"transformer": {"dim": 16, "layers": 1, "hidden": (32,)}},
+    )
+    (row,) = small["models"]
+    assert row["settings"] == {"dim": 16, "layers": 1, "hidden": (32,)}
+    built = json.loads((tmp_path / "small" / "transformer" / "config.json").read_text())
+    assert (built["model"]["dim"], built["model"]["layers"]) == (16, 1)
+    assert row["onnx_bytes"] < table["models"][1]["onnx_bytes"]  # narrower, fewer layers
+    with pytest.raises(ValueError, match="settings for mlp: not among the models compared"):
+        compare_models(data, ["transformer"], out=tmp_path / "x", settings={"mlp": {"dim": 8}})
 
 
 def ar_net() -> PlannerNet:

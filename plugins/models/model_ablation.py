@@ -12,7 +12,7 @@ else offline on what the bench tried).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,17 @@ def compare_models(
     world_seed: int | None = None,
     seed: int = 0,
     max_epochs: int | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
     host: PluginHost | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """One row per model (and the heuristic's outcome figures when ``outcomes`` is given)."""
+    """One row per model (and the heuristic's outcome figures when ``outcomes`` is given).
+    ``settings``: training settings of a model over its own defaults (``{"transformer":
+    {"dim": 32, "layers": 1}}``), recorded in its row; a size is compared like a model."""
+    settings = settings or {}
+    unknown = sorted(set(settings) - set(models))
+    if unknown:
+        raise ValueError(f"settings for {', '.join(unknown)}: not among the models compared")
     from swarm_planner.plugins.models.export import export_bundle
     from swarm_planner.plugins.models.training import TrainConfig, train
 
@@ -83,11 +90,13 @@ def compare_models(
             own.update(reader="transformer", dim=64, hidden=(128,), lr=1e-3)
         if max_epochs is not None:
             own["max_epochs"] = max_epochs
+        own.update(settings.get(model, {}))
         bundle = out / model
         valued_result = train_value(Path(str(outcomes)), bundle, ValueConfig(**own))
         outcome_rows.append(
             {
                 "model": model,
+                "settings": dict(settings.get(model, {})),
                 "p_pass_ece": valued_result.metrics["calibration"]["test_ece_after"],
                 "epochs": valued_result.metrics["training"]["epochs_run"],
                 "train_seconds": valued_result.seconds,
@@ -99,15 +108,17 @@ def compare_models(
     imitation = [m for m in models if m not in OUTCOME_MODELS]
     for step, model in enumerate(imitation):
         bundle = out / model
-        settings: dict[str, Any] = {"seed": seed}
+        chosen: dict[str, Any] = {"seed": seed}
         if max_epochs is not None:
-            settings["max_epochs"] = max_epochs
-        result = train(dataset, bundle, TrainConfig.for_model(model, **settings))
+            chosen["max_epochs"] = max_epochs
+        chosen.update(settings.get(model, {}))
+        result = train(dataset, bundle, TrainConfig.for_model(model, **chosen))
         exported = export_bundle(bundle, dataset)
         test = result.metrics["splits"]["test"]["model"]
         rows.append(
             {
                 "model": model,
+                "settings": dict(settings.get(model, {})),
                 "exact_match": test["exact_match"],
                 "nll": test["nll"],
                 "ece": result.metrics["calibration"]["test_ece_after"],

@@ -32,6 +32,8 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
         width, _, layers = part.strip().partition("x")
         if not (width.isdigit() and layers.isdigit()):
             raise SystemExit(f"--sizes: {part!r} is not WIDTHxLAYERS (e.g. 64x2)")
+        if int(width) % 4 or not int(width) or not int(layers):
+            raise SystemExit(f"--sizes: {part!r}: the width must split into the 4 heads")
         sizes.append((int(width), int(layers)))
     return sizes
 

@@ -441,7 +441,11 @@ def test_a_transformer_bundle_is_served_by_the_same_onnx_policy_without_torch(
     assert served.model is not None and served.model.startswith("transformer@tiny-transformer:")
 
 
-def test_inputs_are_padded_by_at_most_an_eighth_with_eight_bound_widths_a_doubling() -> None:
+def test_inputs_are_padded_by_at_most_an_eighth_with_eight_bound_widths_a_doubling(
+    planner_input: PlannerInput,
+) -> None:
+    import attrs
+
     from swarm_planner.plugins.models.onnx_policy import padded_width
 
     widths = [padded_width(n) for n in range(1, 5000)]
@@ -449,7 +453,20 @@ def test_inputs_are_padded_by_at_most_an_eighth_with_eight_bound_widths_a_doubli
     for n, width in enumerate(widths, start=1):
         assert width >= n and (n <= 64 or 8 * (width - n) < n), (n, width)
     assert widths == sorted(widths)
-    # Inputs of 130 to 230 ids (a transformer's usual 8 history runs) no longer all run at 256.
+    # Inputs of 129 to 256 ids (a transformer's usual 8 history runs) no longer all run at 256.
     assert [padded_width(n) for n in (129, 179, 231, 256, 257)] == [144, 192, 240, 256, 288]
     for low in (64, 128, 256, 512, 1024, 2048):
         assert len({padded_width(n) for n in range(low + 1, 2 * low + 1)}) == 8
+    # A decision runs at its padded width: an input of several hundred ids binds a width the
+    # warm-up did not (it binds those up to 256), and not the next power of two.
+    policy = OnnxPolicy(BUNDLE)
+    wide = attrs.evolve(
+        planner_input,
+        issue=attrs.evolve(planner_input.issue, tags=tuple(f"t{j}" for j in range(300))),
+    )
+    n = len(policy.encoder.encode(wide, mask=policy._mask(wide.job_type)).ids)
+    assert n > 256 and padded_width(n) & (padded_width(n) - 1)  # not a power of two
+    before = set(policy._local.slots)
+    assert before == {padded_width(k) for k in range(1, 257)}
+    policy.decide(wide)
+    assert set(policy._local.slots) - before == {padded_width(n)}

@@ -63,7 +63,8 @@ def compare_models(
 ) -> dict[str, Any]:
     """One row per model (and the heuristic's outcome figures when ``outcomes`` is given).
     ``settings``: training settings of a model over its own defaults (``{"transformer":
-    {"dim": 32, "layers": 1}}``), recorded in its row; a size is compared like a model."""
+    {"dim": 32, "layers": 1, "hidden": (64,)}}``), recorded in its row (one size of a model per
+    call: each model's bundle is ``out/MODEL``)."""
     settings = settings or {}
     unknown = sorted(set(settings) - set(models))
     if unknown:

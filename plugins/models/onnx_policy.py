@@ -44,7 +44,7 @@ def padded_width(n: int) -> int:
     """The bound width an input of ``n`` ids runs at: at least :data:`_MIN_WIDTH`, else the
     next of eight steps between the powers of two around ``n`` (72, 80, ... 128, 144, ...).
     Why not the next power of two: a transformer's attention costs the square of the width,
-    and inputs of 130 to 230 ids all padded to 256 paid up to four times the attention they
+    and inputs of 129 to 256 ids all padded to 256 paid up to four times the attention they
     needed; eight steps a doubling bound the padding to 1/8 and the bindings a thread keeps
     to eight per doubling."""
     if n <= _MIN_WIDTH:
@@ -281,7 +281,9 @@ class OnnxPolicy:
         return np.ones((1, len(self.actions)), dtype=bool)
 
     def _warm_up(self) -> None:
-        """Run every path once per common width, so that no decision pays a first-run cost."""
+        """Run every path once per common width, so that no decision pays a first-run cost:
+        the bound widths of inputs up to 256 ids (17 of them; a transformer's first run at a
+        new width costs 100-160 us more), and the plain feed at 1, 64 and 256."""
         mask = self._all_valid()
         for width in (1, 64, 256):
             self.session.run(
@@ -292,7 +294,7 @@ class OnnxPolicy:
                     "mask": mask,
                 },
             )
-        for width in (_MIN_WIDTH, 2 * _MIN_WIDTH, 4 * _MIN_WIDTH):
+        for width in sorted({padded_width(n) for n in range(1, 257)}):
             self.session.run_with_iobinding(self._bound(width).binding)
 
     def _bound(self, width: int) -> _Bound:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Mapping
 
 import pytest
 
@@ -17,3 +19,17 @@ def run_main(
     with pytest.raises(SystemExit) as info:
         main()
     return int(info.value.code or 0), capsys.readouterr().err
+
+
+def run_planner(
+    *args: str, timeout: float = 900, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``planner ARGS`` in a fresh interpreter (this one's, so the same installation), its
+    output captured: for commands that must not share this process's imports or state."""
+    return subprocess.run(
+        [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else dict(env),
+    )

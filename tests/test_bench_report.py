@@ -4,12 +4,11 @@ figure written from the bench's own numbers and every record it could not use co
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_planner
 from test_bench import write_field_bench
 
 from swarm_planner.demo.bench_report import (
@@ -21,26 +20,17 @@ from swarm_planner.demo.bench_report import (
 )
 
 
-def _planner(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def sim_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("matplotlib")
     out = tmp_path_factory.mktemp("bench") / "b"
-    made = _planner("bench", "--world", "sim", "--issues", "60", "--k", "3", "--out", str(out))
+    made = run_planner("bench", "--world", "sim", "--issues", "60", "--k", "3", "--out", str(out))
     assert made.returncode == 0, made.stderr
     return out
 
 
 def test_the_report_of_a_bench_says_what_its_log_shows(sim_bench: Path) -> None:
-    run = _planner("report", str(sim_bench))
+    run = run_planner("report", str(sim_bench))
     assert run.returncode == 0, run.stderr
     md = (sim_bench / "report.md").read_text()
     page = (sim_bench / "report.html").read_text()
@@ -63,7 +53,7 @@ def test_the_report_of_a_bench_says_what_its_log_shows(sim_bench: Path) -> None:
 def test_a_field_bench_report_counts_what_it_skipped_and_repaired(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     bench = write_field_bench(tmp_path)
-    run = _planner("report", str(bench))  # the bench folder holding run_<stamp>/
+    run = run_planner("report", str(bench))  # the bench folder holding run_<stamp>/
     assert run.returncode == 0, run.stderr
     md = (bench / "run_20260105T101500Z" / "report.md").read_text()
     assert "The field kernel bench" in md

@@ -8,11 +8,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_planner
 
 from swarm_planner.demo import stages as stages_module
 from swarm_planner.demo.report import actions_says, frontier_says, skips_says
@@ -37,20 +37,11 @@ STAGES = [
 ]
 
 
-def _planner(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     pytest.importorskip("torch")
     out = tmp_path_factory.mktemp("demo") / "d"
-    run = _planner("demo", "--out", str(out), "--issues", "600")
+    run = run_planner("demo", "--out", str(out), "--issues", "600")
     assert run.returncode == 0, run.stdout + run.stderr
     return out, run.stdout
 
@@ -83,7 +74,7 @@ def test_the_demo_runs_every_stage_and_prints_every_policy_against_the_heuristic
 def test_a_rerun_reuses_every_finished_stage(demo: tuple[Path, str]) -> None:
     out, _ = demo
     before = (out / "mlp" / "model.onnx").stat().st_mtime_ns
-    again = _planner("demo", "--out", str(out), "--issues", "600")
+    again = run_planner("demo", "--out", str(out), "--issues", "600")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("(reused: inputs unchanged)") == len(STAGES)
     assert (out / "mlp" / "model.onnx").stat().st_mtime_ns == before
@@ -105,7 +96,7 @@ def test_the_report_embeds_every_figure_with_a_line_written_from_its_numbers(
     assert f"{100 * heuristic['pass_rate']['value']:.1f}%" in frontier_says(evaluation)
     # re-rendered from the folder alone
     (out / "report.html").unlink()
-    run = _planner("report", str(out))
+    run = run_planner("report", str(out))
     assert run.returncode == 0 and (out / "report.html").read_text() == page
 
 
@@ -153,7 +144,7 @@ def test_a_failed_stage_names_itself_and_what_to_look_at(tmp_path: Path) -> None
     out = tmp_path / "d"
     out.mkdir()
     (out / "root").write_text("a file where the world's folder goes\n")
-    run = _planner("demo", "--out", str(out), "--issues", "600", timeout=120)
+    run = run_planner("demo", "--out", str(out), "--issues", "600", timeout=120)
     assert run.returncode == 1
     assert "stage simulate failed" in run.stderr
     assert f"look at: {out / 'root'}" in run.stderr
@@ -302,7 +293,7 @@ def test_a_report_of_the_users_own_eval_outcomes_output(
     out, _ = demo
     evaluation = json.loads((out / "demo.json").read_text())["stages"]["evaluate"]["result"]
     (tmp_path / "eval_outcomes.json").write_text(json.dumps(evaluation["outcomes"]))
-    run = _planner("report", str(tmp_path))
+    run = run_planner("report", str(tmp_path))
     assert run.returncode == 0, run.stderr
     page = (tmp_path / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 1
@@ -310,7 +301,7 @@ def test_a_report_of_the_users_own_eval_outcomes_output(
 
 
 def test_report_of_a_folder_with_nothing_to_report_says_what_it_needs(tmp_path: Path) -> None:
-    run = _planner("report", str(tmp_path), timeout=60)
+    run = run_planner("report", str(tmp_path), timeout=60)
     assert run.returncode == 2
     assert "no demo.json, no eval_outcomes.json and no bench" in run.stderr
     assert "Traceback" not in run.stderr

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_planner
 
 from swarm_planner.core.errors import ConfigError
 from swarm_planner.core.registry import Registry
@@ -266,12 +267,7 @@ def test_stages_on_a_kernels_own_root_and_bench_graduate_offline(tmp_path: Path)
             str(kernel.parent / "bench"),
         ),
     ):
-        made = subprocess.run(
-            [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        made = run_planner(*args, timeout=300)
         assert made.returncode == 0, made.stderr
     path = tmp_path / "mine" / "pipeline.yaml"
     path.write_text(

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_planner
 
 from swarm_planner.core.config import parse_config
 from swarm_planner.core.contracts import load_input
@@ -159,13 +160,8 @@ def test_a_registry_with_nothing_current_is_a_recorded_fallback(registry: Regist
 
 def test_the_models_commands_list_show_promote_and_roll_back(registry: Registry) -> None:
     def planner(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "SWARM_PLANNER_REGISTRY": str(registry.folder)},
-        )
+        env = {**os.environ, "SWARM_PLANNER_REGISTRY": str(registry.folder)}
+        return run_planner(*args, timeout=120, env=env)
 
     assert planner("models", "promote", "v1").stdout.strip() == "current: v1 (was none)"
     assert planner("models", "promote", "v2").stdout.strip() == "current: v2 (was v1)"

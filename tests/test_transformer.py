@@ -4,12 +4,11 @@ file served by the onnx policy; and the model ablation that puts it next to mlp 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_planner
 
 torch = pytest.importorskip("torch")
 
@@ -72,15 +71,6 @@ def test_the_transformer_has_its_own_defaults_and_the_others_keep_theirs() -> No
     assert TrainConfig.for_model("transformer", dim=32).dim == 32
 
 
-def _planner(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from swarm_planner.cli.app import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     tmp_path: Path,
 ) -> None:
@@ -91,9 +81,9 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
         ("bench", "--root", str(root), "--k", "2", "--executor", "sim", "--out", str(bench)),
         ("build-outcome-dataset", "--bench", str(bench), "--out", str(outcomes)),
     ):
-        done = _planner(*args)
+        done = run_planner(*args)
         assert done.returncode == 0, done.stderr
-    run = _planner(
+    run = run_planner(
         "ablate",
         "--models",
         "mlp-ar,transformer,value-transformer",
@@ -133,7 +123,7 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     for model in ("mlp-ar", "transformer"):  # both exported and served without torch
         assert bundle_servers(open_bundle(tmp_path / "models" / model)) == ("onnx", model)
     assert bundle_servers(open_bundle(tmp_path / "models" / "value-transformer")) == ("value",)
-    needs = _planner("ablate", "--models", "value", "--dataset", str(data))
+    needs = run_planner("ablate", "--models", "value", "--dataset", str(data))
     assert needs.returncode == 2 and "the value models need --outcomes" in needs.stderr
     assert table["outcomes"]["mode"] == "online"
     # The outcome model's whole cost-weight sweep is kept and printed; at the default weight
@@ -150,7 +140,7 @@ def test_the_model_ablation_trains_exports_serves_and_compares_side_by_side(
     assert (tmp_path / "plots" / "models.png").stat().st_size > 10_000
     first = run.stdout.splitlines()[0].split()
     assert first[:3] == ["model", "exact", "NLL"]
-    bad = _planner("ablate", "--models", "mlp,gru", "--dataset", str(data))
+    bad = run_planner("ablate", "--models", "mlp,gru", "--dataset", str(data))
     assert (
         bad.returncode == 2
         and "gru: models are mlp, joint, transformer, mlp-ar, value, value-transformer"
